@@ -1,0 +1,3 @@
+from pyzk.cli import main
+
+raise SystemExit(main())

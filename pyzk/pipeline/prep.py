@@ -1,0 +1,332 @@
+"""The prepare stage: a write request becomes a transaction (ZooKeeper's PrepRequestProcessor).
+
+Theory of operation
+-------------------
+Prepare validates a write against the state the tree *will* have once every transaction
+already prepared is applied, because those may still be on their way to disk. That
+future state is the tree overlaid with :class:`Pending` records, one per path touched by
+a prepared but not yet applied txn (ZooKeeper's ``outstandingChanges``). A record is
+dropped once its txn is applied (:meth:`Prep.applied`).
+
+Every write consumes a zxid, including one that fails: the failure becomes an ErrorTxn
+that is logged and applied like any other, exactly as ZooKeeper does, so zxids (and the
+czxid/mzxid clients see) match the reference server's.
+
+The checks run in ZooKeeper's order, which decides the error code when several apply
+(e.g. a missing parent is NONODE before a bad path is BADARGUMENTS for a create).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from pyzk.jute import records as r
+from pyzk.jute.codes import CreateMode, Err, OpCode
+from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
+from pyzk.tree.node import CONTAINER_OWNER, STAT, is_session_owner, ttl_owner
+from pyzk.tree.paths import parent_of, path_error
+from pyzk.tree.txn import (
+    AclList,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnBody,
+)
+
+# Nodes no client may delete (DataTree.isSpecialPath).
+SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
+
+
+class KeeperError(Exception):
+    """A request fails with a ZooKeeper error code (it goes back in the reply header)."""
+
+    def __init__(self, code: int, path: str = "") -> None:
+        super().__init__(f"{Err(code).name} {path}".strip())
+        self.code = code
+        self.path = path
+
+
+@dataclass(slots=True)
+class Pending:
+    """A node as it will be once the prepared txns are applied (ZooKeeper's ChangeRecord).
+
+    ``exists`` False records a pending delete.
+    """
+
+    zxid: int
+    path: str
+    exists: bool
+    version: int = 0
+    aversion: int = 0
+    creates: int = 0  # children ever created: names the next sequential child
+    num_children: int = 0
+    owner: int = 0  # raw ephemeralOwner
+    acl: AclList = ()
+
+
+class Prep:
+    """Turns write requests into txns against the tree plus pending changes."""
+
+    def __init__(self, tree: DataTree, extended_types: bool = False) -> None:
+        self.tree = tree
+        self.extended_types = extended_types  # zookeeper.extendedTypesEnabled (TTL nodes)
+        self.next_zxid = tree.last_zxid + 1
+        self._pending: dict[str, Pending] = {}
+        self._order: deque[Pending] = deque()
+        # Sessions that may write: created (perhaps not yet applied) and not closing.
+        self.live: set[int] = set(tree.sessions)
+        # Sessions whose close is prepared: their further writes fail (SessionTracker).
+        self.closing: set[int] = set()
+
+    # --- the pending view -------------------------------------------------------------
+
+    def record(self, path: str) -> Pending:
+        """The future state of ``path``; NONODE when it does not (or will not) exist."""
+        rec = self._pending.get(path)
+        if rec is None:
+            node = self.tree.get(path)
+            if node is None:
+                raise KeeperError(Err.NONODE, path)
+            f = STAT.unpack(node.stat)
+            n = f[9]
+            rec = Pending(-1, path, True, f[4], f[6], (f[5] + n) // 2, n, node.owner, node.acl)
+        elif not rec.exists:
+            raise KeeperError(Err.NONODE, path)
+        return rec
+
+    def _exists(self, path: str) -> bool:
+        rec = self._pending.get(path)
+        if rec is not None:
+            return rec.exists
+        return path in self.tree.nodes
+
+    def _add(self, rec: Pending) -> None:
+        self._pending[rec.path] = rec
+        self._order.append(rec)
+
+    def applied(self, zxid: int) -> None:
+        """Forget pending records of txns up to ``zxid``: the tree now shows them."""
+        order, pending = self._order, self._pending
+        while order and order[0].zxid <= zxid:
+            rec = order.popleft()
+            if pending.get(rec.path) is rec:
+                del pending[rec.path]
+
+    def pending_count(self) -> int:
+        return len(self._order)
+
+    # --- entry points -----------------------------------------------------------------
+
+    def write(self, session_id: int, cxid: int, op: int, req: object, time_ms: int) -> Txn:
+        """Prepare one write request; a failure becomes an ErrorTxn with its own zxid."""
+        zxid = self._take_zxid()
+        try:
+            if op == OpCode.multi:
+                assert isinstance(req, list)
+                body: TxnBody = self._multi(session_id, zxid, req, time_ms)
+            else:
+                body = self._one(session_id, zxid, op, req, time_ms)
+        except KeeperError as e:
+            body = ErrorTxn(e.code)
+        return Txn(session_id, cxid, zxid, time_ms, body)
+
+    def error(self, session_id: int, cxid: int, err: int, time_ms: int) -> Txn:
+        """A write that failed before it could be prepared (e.g. an undecodable body)."""
+        return Txn(session_id, cxid, self._take_zxid(), time_ms, ErrorTxn(err))
+
+    def create_session(self, session_id: int, timeout_ms: int, time_ms: int) -> Txn:
+        self.live.add(session_id)
+        return Txn(session_id, 0, self._take_zxid(), time_ms, CreateSessionTxn(timeout_ms))
+
+    def close_session(self, session_id: int, cxid: int, time_ms: int) -> Txn:
+        """Prepare a session's close: it takes its ephemerals, pending creates included."""
+        zxid = self._take_zxid()
+        paths = set(self.tree.ephemerals.get(session_id, ()))
+        for rec in self._order:
+            if not rec.exists:
+                paths.discard(rec.path)
+            elif rec.owner == session_id:
+                paths.add(rec.path)
+        for path in sorted(paths):
+            self._delete_record(zxid, path)
+        self.closing.add(session_id)
+        self.live.discard(session_id)
+        return Txn(session_id, cxid, zxid, time_ms, CloseSessionTxn(tuple(sorted(paths))))
+
+    def session_closed(self, session_id: int) -> None:
+        """The close of a session is applied: it is gone for good."""
+        self.closing.discard(session_id)
+        self.live.discard(session_id)
+
+    def _take_zxid(self) -> int:
+        zxid = self.next_zxid
+        self.next_zxid += 1
+        return zxid
+
+    # --- one op -----------------------------------------------------------------------
+
+    def _one(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        self._check_session(sid)
+        handler = _HANDLERS.get(op)
+        if handler is None:
+            raise KeeperError(Err.UNIMPLEMENTED)
+        return handler(self, sid, zxid, op, req, time_ms)
+
+    def _check_session(self, sid: int) -> None:
+        if sid not in self.live:
+            raise KeeperError(Err.SESSIONEXPIRED)
+
+    def _create(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        assert isinstance(req, r.CreateRequest | r.CreateTTLRequest)
+        try:
+            mode = CreateMode(req.flags)
+        except ValueError:
+            raise KeeperError(Err.BADARGUMENTS, req.path) from None
+        ttl = req.ttl if isinstance(req, r.CreateTTLRequest) else -1
+        self._validate_mode(op, mode, ttl, req.path)
+        path = req.path
+        slash = path.rfind("/")
+        if slash == -1 or "\0" in path:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        parent_path = path[:slash] or "/"
+        acl = self._fixup_acl(req.acl, path)
+        parent = self.record(parent_path)
+        if mode.is_sequential:
+            path = f"{path}{parent.creates:010d}"
+        if path_error(path) is not None:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        if self._exists(path):
+            raise KeeperError(Err.NODEEXISTS, path)
+        if is_session_owner(parent.owner):
+            raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
+        owner = self._owner_for(mode, sid, ttl)
+        creates = parent.creates + 1
+        self._add(replace(parent, zxid=zxid, creates=creates, num_children=parent.num_children + 1))
+        self._add(Pending(zxid, path, True, owner=owner, acl=acl))
+        return CreateTxn(path, req.data, acl, owner, creates)
+
+    def _validate_mode(self, op: int, mode: CreateMode, ttl: int, path: str) -> None:
+        if op == OpCode.createContainer and mode != CreateMode.CONTAINER:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        if op == OpCode.createTTL and not mode.is_ttl:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        if mode.is_ttl:
+            if not self.extended_types:
+                raise KeeperError(Err.UNIMPLEMENTED, path)
+            if not 0 < ttl <= (1 << 40) - 1:
+                raise KeeperError(Err.BADARGUMENTS, path)
+
+    @staticmethod
+    def _owner_for(mode: CreateMode, sid: int, ttl: int) -> int:
+        if mode == CreateMode.CONTAINER:
+            return CONTAINER_OWNER
+        if mode.is_ttl:
+            return ttl_owner(ttl)
+        return sid if mode.is_ephemeral else 0
+
+    def _fixup_acl(self, acl: list[r.ACL], path: str) -> AclList:
+        if not acl:
+            raise KeeperError(Err.INVALIDACL, path)
+        return tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+
+    def _delete(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        assert isinstance(req, r.DeleteRequest)
+        path = req.path
+        # ZooKeeper checks only for a slash, a NUL and the system nodes here (no full
+        # path validation): "/a//b" is NONODE, not BADARGUMENTS.
+        slash = path.rfind("/")
+        if slash == -1 or "\0" in path or path in SPECIAL_PATHS:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        parent = self.record(path[:slash] or "/")
+        node = self.record(path)
+        self._check_version(node.version, req.version, path)
+        if node.num_children > 0:
+            raise KeeperError(Err.NOTEMPTY, path)
+        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(Pending(zxid, path, False))
+        return DeleteTxn(path)
+
+    def _delete_record(self, zxid: int, path: str) -> None:
+        parent = self.record(parent_of(path))
+        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(Pending(zxid, path, False))
+
+    def _set_data(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        assert isinstance(req, r.SetDataRequest)
+        path = req.path
+        if path_error(path) is not None:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        node = self.record(path)
+        version = self._check_version(node.version, req.version, path)
+        self._add(replace(node, zxid=zxid, version=version))
+        return SetDataTxn(path, req.data, version)
+
+    def _set_acl(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        assert isinstance(req, r.SetACLRequest)
+        path = req.path
+        if path_error(path) is not None:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        node = self.record(path)
+        acl = self._fixup_acl(req.acl, path)
+        version = self._check_version(node.aversion, req.version, path)
+        self._add(replace(node, zxid=zxid, aversion=version, acl=acl))
+        return SetACLTxn(path, acl, version)
+
+    def _check(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        assert isinstance(req, r.CheckVersionRequest)
+        path = req.path
+        if path_error(path) is not None:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        node = self.record(path)
+        return CheckVersionTxn(path, self._check_version(node.version, req.version, path))
+
+    @staticmethod
+    def _check_version(current: int, expected: int, path: str) -> int:
+        if expected != -1 and expected != current:
+            raise KeeperError(Err.BADVERSION, path)
+        return current + 1
+
+    # --- multi ------------------------------------------------------------------------
+
+    def _multi(self, sid: int, zxid: int, ops: list[tuple[int, object]], time_ms: int) -> MultiTxn:
+        """All ops or none: after the first failure the rest are not even tried."""
+        mark = len(self._order)
+        saved = dict(self._pending)
+        bodies: list[TxnBody] = []
+        failed = False
+        for op, req in ops:
+            if failed:
+                bodies.append(ErrorTxn(Err.RUNTIMEINCONSISTENCY))
+                continue
+            try:
+                bodies.append(self._one(sid, zxid, op, req, time_ms))
+            except KeeperError as e:
+                bodies.append(ErrorTxn(e.code))
+                failed = True
+                # Roll back the records this multi added (rollbackPendingChanges).
+                while len(self._order) > mark:
+                    self._order.pop()
+                self._pending = saved
+        return MultiTxn(tuple(bodies))
+
+
+_Handler = Callable[[Prep, int, int, int, object, int], TxnBody]
+_HANDLERS: dict[int, _Handler] = {
+    OpCode.create: Prep._create,
+    OpCode.create2: Prep._create,
+    OpCode.createContainer: Prep._create,
+    OpCode.createTTL: Prep._create,
+    OpCode.delete: Prep._delete,
+    OpCode.setData: Prep._set_data,
+    OpCode.setACL: Prep._set_acl,
+    OpCode.check: Prep._check,
+}

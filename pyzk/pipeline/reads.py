@@ -1,0 +1,151 @@
+"""Read requests, answered from the local tree (ZooKeeper's FinalRequestProcessor, reads).
+
+Each handler takes the tree, the connection (the watcher, for watches it sets) and the
+request frame (the body starts at offset 8), and returns the reply body or raises
+KeeperError. Handlers decode only what they need: these are the hottest paths.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from pyzk.jute import records as r
+from pyzk.jute.codec import MarshallingError
+from pyzk.jute.codes import Err, EventType, OpCode
+from pyzk.pipeline.connection import ClientConnection
+from pyzk.pipeline.prep import KeeperError
+from pyzk.pipeline.requests import MULTI_READ_RECORDS, decode_multi
+from pyzk.pipeline.wire import buffer, notification, strings
+from pyzk.tree.datatree import DataTree
+
+_LEN = struct.Struct(">i").unpack_from
+_MULTI_HDR = struct.Struct(">i?i").pack
+_MULTI_DONE = _MULTI_HDR(-1, True, -1)
+
+
+def path_watch(frame: bytes) -> tuple[str, bool]:
+    """Decode a (path, watch) request body without building a record."""
+    (n,) = _LEN(frame, 8)
+    end = 12 + n
+    if n < 0 or end >= len(frame):
+        raise MarshallingError("bad path")
+    return str(frame[12:end], "utf-8", "replace"), frame[end] != 0
+
+
+def path_only(frame: bytes) -> str:
+    (n,) = _LEN(frame, 8)
+    if n < 0 or 12 + n > len(frame):
+        raise MarshallingError("bad path")
+    return str(frame[12 : 12 + n], "utf-8", "replace")
+
+
+def exists(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, watch = path_watch(frame)
+    if "\0" in path:
+        raise KeeperError(Err.BADARGUMENTS, path)
+    if watch:  # an exists watch is set whether or not the node exists
+        tree.watches.data.add(path, conn)
+    node = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
+    if node is None:
+        raise KeeperError(Err.NONODE, path)
+    return node.stat
+
+
+def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, watch = path_watch(frame)
+    node = tree.nodes.get(path or "/")
+    if node is None:
+        raise KeeperError(Err.NONODE, path)
+    if watch:
+        tree.watches.data.add(path, conn)
+    return buffer(node.data) + node.stat
+
+
+def get_children(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, watch = path_watch(frame)
+    node = tree.nodes.get(path or "/")
+    if node is None:
+        raise KeeperError(Err.NONODE, path)
+    if watch:
+        tree.watches.child.add(path, conn)
+    return strings(node.children or ())  # type: ignore[arg-type]
+
+
+def get_children2(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    body = get_children(tree, conn, frame)
+    node = tree.nodes[path_watch(frame)[0] or "/"]
+    return body + node.stat
+
+
+def sync(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    # Standalone: everything before it on this session is applied already.
+    return r.PathResponse(path_only(frame)).encode()
+
+
+def ping(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    return b""
+
+
+def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """Re-register watches after a reconnect, firing at once for what changed meanwhile.
+
+    ``relativeZxid`` is the last zxid the client saw: a data watch on a node modified
+    since fires NodeDataChanged, a child watch on a node whose children changed fires
+    NodeChildrenChanged, a watch on a node now gone fires NodeDeleted and an exists watch
+    on a node now present fires NodeCreated (DataTree.setWatches).
+    """
+    sw = r.SetWatches.decode(frame, 8)[0]
+    rel = sw.relativeZxid
+    for path in sw.dataWatches:
+        node = tree.nodes.get(path)
+        if node is None:
+            conn.queue(notification(EventType.NodeDeleted, path))
+        elif struct.unpack_from(">q", node.stat, 8)[0] > rel:  # mzxid
+            conn.queue(notification(EventType.NodeDataChanged, path))
+        else:
+            tree.watches.data.add(path, conn)
+    for path in sw.existWatches:
+        if path in tree.nodes:
+            conn.queue(notification(EventType.NodeCreated, path))
+        else:
+            tree.watches.data.add(path, conn)
+    for path in sw.childWatches:
+        node = tree.nodes.get(path)
+        if node is None:
+            conn.queue(notification(EventType.NodeDeleted, path))
+        elif struct.unpack_from(">q", node.stat, 60)[0] > rel:  # pzxid
+            conn.queue(notification(EventType.NodeChildrenChanged, path))
+        else:
+            tree.watches.child.add(path, conn)
+    return b""
+
+
+def multi_read(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """getData/getChildren ops answered together; each op fails on its own."""
+    out: list[bytes] = []
+    for op, req in decode_multi(frame, 8, MULTI_READ_RECORDS):
+        assert isinstance(req, r.PathWatchRequest)
+        node = tree.nodes.get(req.path)
+        if node is None:
+            out.append(_MULTI_HDR(-1, False, Err.NONODE) + struct.pack(">i", Err.NONODE))
+        elif op == OpCode.getData:
+            out.append(_MULTI_HDR(op, False, 0) + buffer(node.data) + node.stat)
+        else:
+            out.append(_MULTI_HDR(op, False, 0) + strings(node.children or ()))  # type: ignore[arg-type]
+    out.append(_MULTI_DONE)
+    return b"".join(out)
+
+
+ReadHandler = Callable[[DataTree, ClientConnection, bytes], bytes]
+
+READS: dict[int, ReadHandler] = {
+    OpCode.exists: exists,
+    OpCode.getData: get_data,
+    OpCode.getChildren: get_children,
+    OpCode.getChildren2: get_children2,
+    OpCode.sync: sync,
+    OpCode.ping: ping,
+    OpCode.setWatches: set_watches,
+    OpCode.multiRead: multi_read,
+}

@@ -1,0 +1,107 @@
+"""The client port (2181): one asyncio Protocol per connection, driving the pipeline.
+
+The protocol is thin: it feeds bytes to the connection's sans-IO state, hands the events
+to the server, and writes what the pipeline queued. Every complete frame in one
+``data_received`` is handled in that call, and replies of a batch go out in one write.
+
+Backpressure: when the transport's write buffer passes its high-water mark (the client
+does not read its replies) or too many of its requests wait in the pipeline, the
+protocol stops reading from that socket, so a slow client cannot grow our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from pyzk.pipeline.connection import ClientConnection, ProtocolError
+
+if TYPE_CHECKING:
+    from pyzk.server.node import Server
+
+log = logging.getLogger(__name__)
+
+# Replies buffered for one client before we stop reading its requests.
+WRITE_HIGH_WATER = 4 * 1024 * 1024
+WRITE_LOW_WATER = 1024 * 1024
+# Requests of one connection waiting in the pipeline before we stop reading it
+# (ZooKeeper's globalOutstandingLimit is 1000 across all clients).
+MAX_HELD_PER_CONNECTION = 1000
+
+
+class ClientProtocol(asyncio.Protocol):
+    def __init__(self, node: Server) -> None:
+        self.node = node
+        self.transport: asyncio.Transport | None = None
+        self.conn: ClientConnection | None = None
+        self._write_paused = False
+        self._read_paused = False
+
+    # --- asyncio callbacks ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = transport  # type: ignore[assignment]
+        assert self.transport is not None
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.conn = ClientConnection(
+            self.node.config.jute_maxbuffer, handle=self, peer=f"{peer[0]}:{peer[1]}"
+        )
+        self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        if not self.node.accept_connection(self.conn):
+            self.transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        try:
+            events = conn.receive_data(data)
+        except ProtocolError as e:
+            log.warning("Closing connection to %s: %s", conn.peer, e)
+            self._abort()
+            return
+        self.node.handle_events(conn, events)
+        self._update_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.node.connection_lost(self.conn)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # --- called by the node -----------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what the pipeline queued for this connection; close if it is done."""
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        if conn.outbox:
+            transport.write(conn.take_output())
+        if conn.closing:
+            transport.close()
+        else:
+            self._update_reading()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _update_reading(self) -> None:
+        transport, conn = self.transport, self.conn
+        if transport is None or conn is None or transport.is_closing():
+            return
+        want_pause = self._write_paused or len(conn.held) > MAX_HELD_PER_CONNECTION
+        if want_pause and not self._read_paused:
+            transport.pause_reading()
+            self._read_paused = True
+        elif not want_pause and self._read_paused:
+            transport.resume_reading()
+            self._read_paused = False

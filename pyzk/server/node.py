@@ -1,0 +1,150 @@
+"""A standalone server: the asyncio shell around the request pipeline.
+
+The only loop that moves the pipeline is :meth:`Server._pump`: it takes the txns the
+pipeline prepared, hands them to the log stage, commits what the log made durable, and
+writes every connection that has output. It runs after each batch of client input, each
+tick and each log completion, so replies never wait for a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from pyzk.config import Config
+from pyzk.ops import fourletter
+from pyzk.ops.stats import ServerStats
+from pyzk.pipeline.connection import CONNECT, FOUR_LETTER, REQUEST, ClientConnection, Event
+from pyzk.pipeline.processor import Processor, Settings
+from pyzk.server.client_listener import ClientProtocol
+from pyzk.tree.datatree import DataTree
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.tree = DataTree()
+        settings = Settings(
+            tick_ms=config.tick_time,
+            min_session_timeout_ms=config.min_timeout_ms,
+            max_session_timeout_ms=config.max_timeout_ms,
+            extended_types=config.extended_types_enabled,
+        )
+        self.proc = Processor(self.tree, settings, start_wall_ms=int(time.time() * 1000))
+        self.stats = ServerStats()
+        self.connections: dict[ClientConnection, None] = {}
+        self.mode = "standalone"
+        self.started_at = time.monotonic()
+        self._listener: asyncio.Server | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._closed = asyncio.Event()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        self._listener = await loop.create_server(
+            lambda: ClientProtocol(self),
+            cfg.client_port_address,
+            cfg.client_port,
+            reuse_address=True,
+        )
+        self._schedule_tick()
+        log.info("binding to port %s:%d", cfg.client_port_address, self.client_port)
+
+    @property
+    def client_port(self) -> int:
+        assert self._listener is not None
+        sock = self._listener.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client connection, and finish."""
+        if self._listener is not None:
+            self._listener.close()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for conn in list(self.connections):
+            conn.closing = True
+            conn.handle.flush()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # --- connections ------------------------------------------------------------------
+
+    def accept_connection(self, conn: ClientConnection) -> bool:
+        limit = self.config.max_client_cnxns
+        if limit:
+            ip = conn.peer.rsplit(":", 1)[0]
+            same = sum(1 for c in self.connections if c.peer.rsplit(":", 1)[0] == ip)
+            if same >= limit:
+                log.warning("Too many connections from %s - max is %d", ip, limit)
+                return False
+        self.connections[conn] = None
+        return True
+
+    def connection_lost(self, conn: ClientConnection) -> None:
+        self.connections.pop(conn, None)
+        self.proc.disconnected(conn)
+        self._pump()
+
+    def handle_events(self, conn: ClientConnection, events: list[Event]) -> None:
+        self._clock()
+        proc, stats = self.proc, self.stats
+        for ev in events:
+            kind = ev[0]
+            if kind == REQUEST:
+                proc.request(conn, ev[1], ev[2], ev[3])
+            elif kind == CONNECT:
+                proc.connect(conn, ev[1])
+            elif kind == FOUR_LETTER:
+                self._four_letter(conn, ev[1])
+        stats.packets_received += len(events)
+        self._pump()
+
+    def _four_letter(self, conn: ClientConnection, word: str) -> None:
+        conn.queue(fourletter.answer(self, word).encode())
+        conn.closing = True
+        self.proc.dirty[conn] = None
+
+    # --- the pipeline loop ------------------------------------------------------------
+
+    def _pump(self) -> None:
+        proc = self.proc
+        txns = proc.take_to_log()
+        if txns:
+            # The in-memory log stage: nothing to wait for, so commit at once.
+            proc.commit(txns)
+        for conn in proc.take_dirty():
+            self.stats.packets_sent += len(conn.outbox)
+            conn.handle.flush()
+
+    def _clock(self) -> None:
+        self.proc.now_ms = int(time.monotonic() * 1000)
+        self.proc.wall_ms = int(time.time() * 1000)
+
+    def _schedule_tick(self) -> None:
+        """Run the session expirer at the next tick boundary (ExpiryQueue buckets)."""
+        loop = asyncio.get_running_loop()
+        tick = self.config.tick_time
+        now_ms = time.monotonic() * 1000
+        delay_ms = tick - (now_ms % tick) + 1
+        self._tick_handle = loop.call_later(delay_ms / 1000, self._tick)
+
+    def _tick(self) -> None:
+        self._clock()
+        self.proc.tick()
+        self._pump()
+        self._schedule_tick()
+
+    def info(self) -> dict[str, Any]:
+        return {"mode": self.mode, "zxid": self.tree.last_zxid}

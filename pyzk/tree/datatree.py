@@ -1,0 +1,293 @@
+"""The data tree: znodes, ephemerals by session, and the watches on them.
+
+Theory of operation
+-------------------
+Mirrors ZooKeeper's ``DataTree``. Nodes live in one flat dict keyed by full path (as
+ZooKeeper's NodeHashMap), each parent holding the names of its children.
+
+:meth:`DataTree.apply` is the **only mutator**. It takes a :class:`~pyzk.tree.txn.Txn`
+that the prepare stage built, changes the tree, and returns what happened (for the
+reply) plus the watches that fired (for the notifications). Live writes, log replay and
+(later) replication all go through it, so they cannot disagree.
+
+Apply is *tolerant* where ZooKeeper's is: replaying a txn over a fuzzy snapshot may
+create a node that exists or delete one that does not; such sub-results carry the error
+code and leave the tree unchanged, and cversion/pzxid only ever move forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyzk.jute.codes import Err, EventType
+from pyzk.tree.node import (
+    AVERSION,
+    CVERSION,
+    DATA_LENGTH,
+    MTIME,
+    MZXID,
+    NUM_CHILDREN,
+    PZXID,
+    STAT,
+    VERSION,
+    Node,
+    is_session_owner,
+    new_stat,
+)
+from pyzk.tree.paths import split
+from pyzk.tree.txn import (
+    AclList,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnBody,
+)
+from pyzk.tree.watches import Fired, WatchManager
+
+OPEN_ACL_UNSAFE: AclList = ((31, "world", "anyone"),)
+READ_ACL_UNSAFE: AclList = ((1, "world", "anyone"),)
+
+ZOOKEEPER = "/zookeeper"
+QUOTA = "/zookeeper/quota"
+CONFIG = "/zookeeper/config"
+
+
+@dataclass(slots=True)
+class Result:
+    """What applying one txn (or one op of a multi) did."""
+
+    err: int = Err.OK
+    path: str = ""  # the created path (sequential creates choose it)
+    stat: bytes | None = None  # the node's Stat after the change, where the reply needs it
+    multi: list[Result] | None = None  # per-op results of a multi
+    # The op kind of a multi sub-result (create, delete, ...), -1 for an error result.
+    op: int = 0
+
+
+@dataclass(slots=True)
+class Applied:
+    """The outcome of :meth:`DataTree.apply`."""
+
+    result: Result
+    fired: list[Fired] = field(default_factory=list)
+
+
+class DataTree:
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.ephemerals: dict[int, set[str]] = {}  # session id -> its ephemeral paths
+        self.sessions: dict[int, int] = {}  # live session id -> timeout (ms): durable state
+        self.watches = WatchManager()
+        self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
+        self.data_size = 0  # sum of path and data lengths ("approximate_data_size")
+        self._acl_cache: dict[AclList, AclList] = {}
+        self._init_system_nodes()
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def ephemeral_count(self) -> int:
+        return sum(len(p) for p in self.ephemerals.values())
+
+    # --- the one mutator --------------------------------------------------------------
+
+    def apply(self, txn: Txn) -> Applied:
+        """Apply a txn prepared for this tree; see the module docstring."""
+        out = Applied(Result())
+        body = txn.body
+        if isinstance(body, MultiTxn):
+            out.result = self._apply_multi(txn, body, out.fired)
+        else:
+            out.result = self._apply_one(txn, body, out.fired)
+        if txn.zxid > self.last_zxid:
+            self.last_zxid = txn.zxid
+        return out
+
+    def _apply_one(self, txn: Txn, body: TxnBody, fired: list[Fired]) -> Result:
+        handler: _Apply = _APPLY[type(body)]
+        return handler(self, txn, body, fired)
+
+    def _apply_multi(self, txn: Txn, multi: MultiTxn, fired: list[Fired]) -> Result:
+        # A multi with an error op applies nothing: ops before the failure report OK, the
+        # failed op its error, ops after it RUNTIMEINCONSISTENCY (DataTree.processTxn).
+        results: list[Result] = []
+        if any(isinstance(op, ErrorTxn) for op in multi.ops):
+            after = False
+            for op in multi.ops:
+                if isinstance(op, ErrorTxn):
+                    after = True
+                    results.append(Result(err=op.err, op=-1))
+                else:
+                    err = Err.RUNTIMEINCONSISTENCY if after else Err.OK
+                    results.append(Result(err=err, op=-1))
+        else:
+            for op in multi.ops:
+                r = self._apply_one(txn, op, fired)
+                r.op = _OP_OF[type(op)]
+                results.append(r)
+        return Result(multi=results)
+
+    # --- per-txn handlers -------------------------------------------------------------
+
+    def _create(self, txn: Txn, t: CreateTxn, fired: list[Fired]) -> Result:
+        path = t.path
+        if path in self.nodes:
+            return Result(err=Err.NODEEXISTS)
+        parent_path, name = split(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            return Result(err=Err.NONODE)
+        zxid = txn.zxid
+        node = Node(
+            t.data, new_stat(zxid, txn.time_ms, t.data, t.owner), self._intern(t.acl), t.owner
+        )
+        self.nodes[path] = node
+        if parent.children is None:
+            parent.children = set()
+        parent.children.add(name)
+        f = parent.fields()
+        creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
+        if t.parent_cversion > creates:
+            creates = t.parent_cversion
+            f[PZXID] = zxid
+        f[NUM_CHILDREN] = len(parent.children)
+        f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
+        parent.stat = STAT.pack(*f)
+        if is_session_owner(t.owner):
+            self.ephemerals.setdefault(t.owner, set()).add(path)
+        self.data_size += len(path) + (len(t.data) if t.data else 0)
+        w = self.watches
+        w.trigger_data(path, EventType.NodeCreated, fired)
+        w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
+        return Result(path=path, stat=node.stat)
+
+    def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
+        path = t.path
+        node = self.nodes.pop(path, None)
+        if node is None:
+            return Result(err=Err.NONODE)
+        parent_path, name = split(path)
+        parent = self.nodes[parent_path]
+        f = parent.fields()
+        creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
+        assert parent.children is not None
+        parent.children.discard(name)
+        f[NUM_CHILDREN] = len(parent.children)
+        f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
+        if txn.zxid > f[PZXID]:
+            f[PZXID] = txn.zxid
+        parent.stat = STAT.pack(*f)
+        if is_session_owner(node.owner):
+            paths = self.ephemerals.get(node.owner)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self.ephemerals[node.owner]
+        self.data_size -= len(path) + (len(node.data) if node.data else 0)
+        w = self.watches
+        seen = w.trigger_data(path, EventType.NodeDeleted, fired)
+        w.trigger_child(path, EventType.NodeDeleted, fired, skip=seen)
+        w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
+        return Result()
+
+    def _set_data(self, txn: Txn, t: SetDataTxn, fired: list[Fired]) -> Result:
+        node = self.nodes.get(t.path)
+        if node is None:
+            return Result(err=Err.NONODE)
+        f = node.fields()
+        self.data_size += (len(t.data) if t.data else 0) - f[DATA_LENGTH]
+        f[MZXID] = txn.zxid
+        f[MTIME] = txn.time_ms
+        f[VERSION] = t.version
+        f[DATA_LENGTH] = len(t.data) if t.data else 0
+        node.stat = STAT.pack(*f)
+        node.data = t.data
+        self.watches.trigger_data(t.path, EventType.NodeDataChanged, fired)
+        return Result(stat=node.stat)
+
+    def _set_acl(self, txn: Txn, t: SetACLTxn, fired: list[Fired]) -> Result:
+        node = self.nodes.get(t.path)
+        if node is None:
+            return Result(err=Err.NONODE)
+        f = node.fields()
+        f[AVERSION] = t.version
+        node.stat = STAT.pack(*f)
+        node.acl = self._intern(t.acl)
+        return Result(stat=node.stat)
+
+    def _check(self, txn: Txn, t: CheckVersionTxn, fired: list[Fired]) -> Result:
+        return Result()
+
+    def _error(self, txn: Txn, t: ErrorTxn, fired: list[Fired]) -> Result:
+        return Result(err=t.err)
+
+    def _create_session(self, txn: Txn, t: CreateSessionTxn, fired: list[Fired]) -> Result:
+        self.sessions[txn.session_id] = t.timeout_ms
+        return Result()
+
+    def _close_session(self, txn: Txn, t: CloseSessionTxn, fired: list[Fired]) -> Result:
+        # Delete what the close was prepared with, plus anything the session created after
+        # (it cannot have: prep refuses a closing session's writes; this is belt and braces).
+        paths = set(t.paths) | self.ephemerals.get(txn.session_id, set())
+        for path in sorted(paths):
+            self._delete(txn, DeleteTxn(path), fired)
+        self.ephemerals.pop(txn.session_id, None)
+        self.sessions.pop(txn.session_id, None)
+        return Result()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _intern(self, acl: AclList) -> AclList:
+        """Share one tuple per distinct ACL list (ZooKeeper's ReferenceCountedACLCache)."""
+        return self._acl_cache.setdefault(acl, acl)
+
+    def _init_system_nodes(self) -> None:
+        """ "/", "/zookeeper", its quota and config children, exactly as ZooKeeper has them."""
+        empty = STAT.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        for path in ("/", ZOOKEEPER, QUOTA):
+            self.nodes[path] = Node(b"", empty, self._intern(OPEN_ACL_UNSAFE))
+        self.nodes[CONFIG] = Node(
+            b"", STAT.pack(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0), self._intern(READ_ACL_UNSAFE)
+        )
+        # Children added without counting as creates: cversion reads -1 and -2 as in ZooKeeper.
+        self.nodes["/"].children = {"zookeeper"}
+        self.nodes[ZOOKEEPER].children = {"quota", "config"}
+        self.nodes["/"].stat = STAT.pack(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0)
+        self.nodes[ZOOKEEPER].stat = STAT.pack(0, 0, 0, 0, 0, -2, 0, 0, 0, 2, 0)
+
+
+_Apply = Callable[[DataTree, Txn, Any, list[Fired]], Result]
+_APPLY: dict[type, _Apply] = {
+    CreateTxn: DataTree._create,
+    DeleteTxn: DataTree._delete,
+    SetDataTxn: DataTree._set_data,
+    SetACLTxn: DataTree._set_acl,
+    CheckVersionTxn: DataTree._check,
+    ErrorTxn: DataTree._error,
+    CreateSessionTxn: DataTree._create_session,
+    CloseSessionTxn: DataTree._close_session,
+}
+
+# The opcode a multi sub-result reports for each txn kind.
+_OP_OF = {
+    CreateTxn: 1,
+    DeleteTxn: 2,
+    SetDataTxn: 5,
+    SetACLTxn: 7,
+    CheckVersionTxn: 13,
+    ErrorTxn: -1,
+}

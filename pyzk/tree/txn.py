@@ -1,0 +1,154 @@
+"""Transactions: the only way state changes.
+
+Every write request becomes one :class:`Txn` in the prepare stage (``prep.py``). A txn is
+self-contained and deterministic to apply: it carries the exact path a sequential create
+chose, the new versions, the parent's new cversion and the wall-clock time the leader
+stamped, so replaying it from the log, or on a follower, produces the same tree.
+
+Txns are serialised with msgpack as small arrays ``[tag, field, ...]`` for the log and the
+quorum protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+# An ACL as stored in txns and the tree: (perms, scheme, id).
+AclEntry = tuple[int, str, str]
+AclList = tuple[AclEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTxn:
+    path: str
+    data: bytes | None
+    acl: AclList
+    owner: int  # raw ephemeralOwner: session id, container marker or TTL encoding; 0 = none
+    parent_cversion: int  # the parent's create count once this create is applied
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteTxn:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetDataTxn:
+    path: str
+    data: bytes | None
+    version: int  # the node's version after the change
+
+
+@dataclass(frozen=True, slots=True)
+class SetACLTxn:
+    path: str
+    acl: AclList
+    version: int  # the node's aversion after the change
+
+
+@dataclass(frozen=True, slots=True)
+class CheckVersionTxn:
+    path: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorTxn:
+    err: int
+
+
+@dataclass(frozen=True, slots=True)
+class MultiTxn:
+    ops: tuple[TxnBody, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSessionTxn:
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseSessionTxn:
+    paths: tuple[str, ...]  # the session's ephemerals when the close was prepared
+
+
+TxnBody = (
+    CreateTxn
+    | DeleteTxn
+    | SetDataTxn
+    | SetACLTxn
+    | CheckVersionTxn
+    | ErrorTxn
+    | MultiTxn
+    | CreateSessionTxn
+    | CloseSessionTxn
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Txn:
+    """A transaction with its header (ZooKeeper's TxnHeader + record)."""
+
+    session_id: int
+    cxid: int
+    zxid: int
+    time_ms: int  # wall clock at prepare, in ms: becomes ctime/mtime
+    body: TxnBody
+
+
+# --- wire form ---------------------------------------------------------------------------
+
+_TAGS: dict[type, int] = {
+    CreateTxn: 1,
+    DeleteTxn: 2,
+    SetDataTxn: 5,
+    SetACLTxn: 7,
+    CheckVersionTxn: 13,
+    MultiTxn: 14,
+    ErrorTxn: -1,
+    CreateSessionTxn: -10,
+    CloseSessionTxn: -11,
+}
+_BY_TAG = {v: k for k, v in _TAGS.items()}
+
+
+def _body_to_list(body: TxnBody) -> list[Any]:
+    if isinstance(body, MultiTxn):
+        return [14, [_body_to_list(op) for op in body.ops]]
+    if isinstance(body, CreateTxn | SetACLTxn):
+        fields = [getattr(body, f) for f in body.__slots__]
+        return [_TAGS[type(body)], *[[list(a) for a in f] if f is body.acl else f for f in fields]]
+    return [_TAGS[type(body)], *[getattr(body, f) for f in body.__slots__]]
+
+
+def _body_from_list(item: list[Any]) -> TxnBody:
+    tag, *fields = item
+    cls = _BY_TAG[tag]
+    if cls is MultiTxn:
+        return MultiTxn(tuple(_body_from_list(op) for op in fields[0]))
+    if cls is CreateTxn:
+        path, data, acl, owner, pcv = fields
+        return CreateTxn(path, data, tuple(tuple(a) for a in acl), owner, pcv)
+    if cls is SetACLTxn:
+        path, acl, version = fields
+        return SetACLTxn(path, tuple(tuple(a) for a in acl), version)
+    if cls is CloseSessionTxn:
+        return CloseSessionTxn(tuple(fields[0]))
+    body: TxnBody = cls(*fields)
+    return body
+
+
+def encode_txn(txn: Txn) -> bytes:
+    """msgpack form of a txn (header fields, then the body array)."""
+    return msgpack.packb(  # type: ignore[no-any-return]
+        [txn.session_id, txn.cxid, txn.zxid, txn.time_ms, _body_to_list(txn.body)],
+        use_bin_type=True,
+    )
+
+
+def decode_txn(raw: bytes) -> Txn:
+    sid, cxid, zxid, time_ms, body = msgpack.unpackb(raw, raw=False, use_list=True)
+    return Txn(sid, cxid, zxid, time_ms, _body_from_list(body))

@@ -1,0 +1,173 @@
+"""Start and stop real servers for tests: pyzk, and Apache ZooKeeper as the reference.
+
+Both run as child processes on a free loopback port with their data in a temp folder,
+and are stopped (then killed, if need be) when the test session ends: no process is
+left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ZK_JAR = Path("/usr/share/java/zookeeper.jar")
+ZK_CONF = Path("/etc/zookeeper/conf")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def four_letter(port: int, word: str, host: str = "127.0.0.1", timeout: float = 5.0) -> str:
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(word.encode())
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+@dataclass
+class ServerProcess:
+    kind: str  # "pyzk" or "zookeeper"
+    port: int
+    workdir: Path
+    cmd: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+
+    @property
+    def hosts(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited at start:\n{self.log_tail()}")
+            try:
+                if "Mode:" in four_letter(self.port, "srvr", self.host, timeout=1.0):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} did not start in {START_TIMEOUT_S}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            lines = (self.workdir / "server.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+
+def pyzk_server(
+    workdir: Path,
+    port: int | None = None,
+    extra: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+) -> ServerProcess:
+    port = port or free_port(host)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pyzk",
+        "--client-address",
+        host,
+        "--client-port",
+        str(port),
+        "--data-dir",
+        str(workdir / "data"),
+        "--set",
+        "4lw.commands.whitelist=*",
+    ]
+    for k, v in (extra or {}).items():
+        cmd += ["--set", f"{k}={v}"]
+    return ServerProcess("pyzk", port, workdir, cmd, host=host)
+
+
+def zookeeper_server(
+    workdir: Path,
+    port: int | None = None,
+    extra: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+) -> ServerProcess:
+    port = port or free_port(host)
+    settings = {
+        "tickTime": "2000",
+        "dataDir": str(workdir / "data"),
+        "clientPort": str(port),
+        "clientPortAddress": host,
+        "admin.enableServer": "false",
+        "4lw.commands.whitelist": "*",
+        **(extra or {}),
+    }
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "zoo.cfg"
+    cfg.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    cmd = [
+        "java",
+        "-Xmx512m",
+        "-Dzookeeper.admin.enableServer=false",
+        f"-Dzookeeper.log.dir={workdir}",
+        "-cp",
+        f"{ZK_CONF}:{ZK_JAR}",
+        "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+        str(cfg),
+    ]
+    return ServerProcess("zookeeper", port, workdir, cmd, host=host)
+
+
+def make_server(kind: str, workdir: Path, extra: dict[str, str] | None = None) -> ServerProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    if kind == "pyzk":
+        return pyzk_server(workdir, extra=extra)
+    if kind == "zookeeper":
+        if not ZK_JAR.exists():
+            raise RuntimeError("Apache ZooKeeper is not installed: run `make zookeeper`")
+        return zookeeper_server(workdir, extra=extra)
+    raise ValueError(kind)
