@@ -142,7 +142,7 @@ def test_pings_keep_a_session_alive(fast: ServerProcess) -> None:
         time.sleep(0.1)
         hdr, _ = raw.request(Xid.PING, OpCode.ping)
         assert hdr.xid == Xid.PING and hdr.err == 0
-    hdr, body = raw.request(2, OpCode.exists, PathWatchRequest(path, False).encode())
+    hdr, _body = raw.request(2, OpCode.exists, PathWatchRequest(path, False).encode())
     assert hdr.err == 0
     assert resp.sessionId != 0
     raw.close()

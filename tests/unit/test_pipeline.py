@@ -120,7 +120,7 @@ def test_session_expiry_deletes_ephemerals_and_fires_watches() -> None:
     assert "/e" not in h.tree.nodes
     assert owner.closing
     (event,) = h.take(watcher)
-    _, xid, zxid, _, etype, state = struct.unpack_from(">iiqiii", event)
+    _, xid, zxid, _, etype, _state = struct.unpack_from(">iiqiii", event)
     assert (xid, zxid, etype) == (Xid.NOTIFICATION, -1, EventType.NodeDeleted)
     assert owner.session_id not in h.tree.sessions
 
