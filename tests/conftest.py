@@ -55,6 +55,17 @@ def fresh_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def both_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    """One fresh server of each kind, side by side, for tests that compare transcripts."""
+    servers = {k: make_server(k, tmp_path_factory.mktemp(f"both-{k}")) for k in TARGETS}
+    for s in servers.values():
+        s.start()
+    yield servers
+    for s in servers.values():
+        s.stop()
+
+
 _counter = itertools.count()
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TARGETS
-from tests.servers import ServerProcess, make_server
+from tests.servers import ServerProcess
 
 ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
 CLI_TIMEOUT_S = 90
@@ -76,19 +75,9 @@ def normalise(transcript: str) -> list[str]:
     return lines
 
 
-@pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory):
-    servers = {k: make_server(k, tmp_path_factory.mktemp(f"cli-{k}")) for k in TARGETS}
-    for s in servers.values():
-        s.start()
-    yield servers
-    for s in servers.values():
-        s.stop()
-
-
-def test_zkcli_transcript_matches_zookeeper(both: dict[str, ServerProcess]) -> None:
+def test_zkcli_transcript_matches_zookeeper(both_servers: dict[str, ServerProcess]) -> None:
     root = f"/zkcli{time.monotonic_ns()}"
-    transcripts = {k: normalise(run_zkcli(s, script(root))) for k, s in both.items()}
+    transcripts = {k: normalise(run_zkcli(s, script(root))) for k, s in both_servers.items()}
     for kind, lines in transcripts.items():
         assert f"Created {root}/a/seq0000000001" in lines, (kind, lines)
         assert "hello" in lines and "world" in lines
