@@ -19,10 +19,12 @@ from pathlib import Path
 
 from pyzk import __version__
 from pyzk.config import Config, ConfigError, load
+from pyzk.storage.wal import LogCorruptError
 
 log = logging.getLogger("pyzk")
 
 EXIT_CONFIG = 2
+EXIT_CORRUPT = 3
 # How long a graceful shutdown may take before we stop waiting.
 SHUTDOWN_GRACE_S = 10.0
 
@@ -103,6 +105,9 @@ def run_server(argv: list[str]) -> int:
         pass
     try:
         return asyncio.run(_serve(cfg))
+    except LogCorruptError as e:
+        log.critical("transaction log is corrupt, refusing to start: %s", e)
+        return EXIT_CORRUPT
     except OSError as e:
         print(f"pyzk: cannot start: {e.strerror or e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -123,6 +128,7 @@ async def _serve(cfg: Config) -> int:
     from pyzk.server.node import Server
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg.log_dir.mkdir(parents=True, exist_ok=True)
     server = Server(cfg)
     await server.start()
     log.info(

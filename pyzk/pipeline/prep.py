@@ -162,6 +162,17 @@ class Prep:
         self.live.discard(session_id)
         return Txn(session_id, cxid, zxid, time_ms, CloseSessionTxn(tuple(sorted(paths))))
 
+    def reset(self) -> None:
+        """Forget everything prepared but not applied: the log refused it (disk trouble).
+
+        zxids restart after the last applied one; the refused txns never happened.
+        """
+        self._pending.clear()
+        self._order.clear()
+        self.next_zxid = self.tree.last_zxid + 1
+        self.live = set(self.tree.sessions)
+        self.closing.clear()
+
     def session_closed(self, session_id: int) -> None:
         """The close of a session is applied: it is gone for good."""
         self.closing.discard(session_id)

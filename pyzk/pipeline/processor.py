@@ -172,6 +172,36 @@ class Processor:
             self._answer_write(conn, origin, txn, applied.result)
             self._release_held(conn)
 
+    def abort(self, txns: list[Txn], err: int = Err.SYSTEMERROR) -> None:
+        """The log refused these txns, and nothing prepared after them may be applied.
+
+        Each gets ``err`` instead of an acknowledgement (a new session is closed instead),
+        and the prepare stage forgets them: zxids continue from the last applied txn.
+        """
+        for txn in [*txns, *self.take_to_log()]:
+            origin = self._inflight.pop(txn.zxid, None)
+            if origin is None:
+                continue
+            if origin.conn is None:  # a session expiry: retry at the next tick
+                timeout = self.tree.sessions.get(txn.session_id)
+                if timeout is not None:
+                    self.sessions.add(txn.session_id, timeout, self.now_ms - timeout)
+                continue
+            conn = origin.conn
+            if conn.held:
+                conn.held.popleft()
+            if origin.op == OpCode.createSession:
+                self._close(conn)
+                continue
+            self._send(conn, reply(origin.xid, self.tree.last_zxid, err))
+            self._release_held(conn)
+        self.prep.reset()
+
+    def restore_sessions(self) -> None:
+        """After recovery: every session in the tree starts a fresh timeout from now."""
+        for sid, timeout in self.tree.sessions.items():
+            self.sessions.add(sid, timeout, self.now_ms)
+
     def _answer_write(
         self, conn: ClientConnection, origin: InFlight, txn: Txn, result: Result
     ) -> None:

@@ -1,9 +1,12 @@
 """A standalone server: the asyncio shell around the request pipeline.
 
-The only loop that moves the pipeline is :meth:`Server._pump`: it takes the txns the
-pipeline prepared, hands them to the log stage, commits what the log made durable, and
-writes every connection that has output. It runs after each batch of client input, each
-tick and each log completion, so replies never wait for a timer.
+The pipeline moves in one place, :meth:`Server._pump`: it hands the txns the pipeline
+prepared to the log stage and writes every connection that has output. It runs after
+each batch of client input and each tick; the log stage calls back when a batch is
+durable (commit, then pump) or refused (abort, then pump). Nothing is answered before
+the log stage says it is on disk.
+
+At start the tree is recovered from the newest snapshot and the log after it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from pyzk.ops.stats import ServerStats
 from pyzk.pipeline.connection import CONNECT, FOUR_LETTER, REQUEST, ClientConnection, Event
 from pyzk.pipeline.processor import Processor, Settings
 from pyzk.server.client_listener import ClientProtocol
-from pyzk.tree.datatree import DataTree
+from pyzk.server.log_stage import LogStage
+from pyzk.storage.recovery import recover
+from pyzk.storage.wal import TxnLog
+from pyzk.tree.txn import Txn
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +33,8 @@ log = logging.getLogger(__name__)
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.tree = DataTree()
+        recovered = recover(config.data_dir, config.log_dir)
+        self.tree = recovered.tree
         settings = Settings(
             tick_ms=config.tick_time,
             min_session_timeout_ms=config.min_timeout_ms,
@@ -35,12 +42,26 @@ class Server:
             extended_types=config.extended_types_enabled,
         )
         self.proc = Processor(self.tree, settings, start_wall_ms=int(time.time() * 1000))
+        self.txn_log = TxnLog(
+            config.log_dir, config.prealloc_size_kb * 1024, sync=config.force_sync
+        )
+        self.log_stage = LogStage(
+            self.txn_log,
+            self.tree,
+            config.data_dir,
+            self._durable,
+            self._refused,
+            snap_count=config.snap_count,
+            fsync_warn_ms=config.fsync_warning_threshold_ms,
+            snap_retain=config.autopurge_snap_retain_count,
+        )
         self.stats = ServerStats()
         self.connections: dict[ClientConnection, None] = {}
         self.mode = "standalone"
         self.started_at = time.monotonic()
         self._listener: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._purge_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -54,7 +75,10 @@ class Server:
             cfg.client_port,
             reuse_address=True,
         )
+        self._clock()
+        self.proc.restore_sessions()
         self._schedule_tick()
+        self._schedule_purge()
         log.info("binding to port %s:%d", cfg.client_port_address, self.client_port)
 
     @property
@@ -67,13 +91,16 @@ class Server:
         """Stop accepting, close every client connection, and finish."""
         if self._listener is not None:
             self._listener.close()
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
+        for handle in (self._tick_handle, self._purge_handle):
+            if handle is not None:
+                handle.cancel()
+        await self.log_stage.drain()  # what is in flight is answered first
         for conn in list(self.connections):
             conn.closing = True
             conn.handle.flush()
         if self._listener is not None:
             await self._listener.wait_closed()
+        await self.log_stage.close()
         self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -119,14 +146,25 @@ class Server:
     # --- the pipeline loop ------------------------------------------------------------
 
     def _pump(self) -> None:
-        proc = self.proc
-        txns = proc.take_to_log()
+        txns = self.proc.take_to_log()
         if txns:
-            # The in-memory log stage: nothing to wait for, so commit at once.
-            proc.commit(txns)
-        for conn in proc.take_dirty():
+            self.log_stage.append(txns)
+        self._flush()
+
+    def _flush(self) -> None:
+        for conn in self.proc.take_dirty():
             self.stats.packets_sent += len(conn.outbox)
             conn.handle.flush()
+
+    def _durable(self, txns: list[Txn]) -> None:
+        self._clock()
+        self.proc.commit(txns)
+        self._pump()
+
+    def _refused(self, txns: list[Txn], exc: OSError) -> None:
+        self._clock()
+        self.proc.abort(txns)
+        self._flush()
 
     def _clock(self) -> None:
         self.proc.now_ms = int(time.monotonic() * 1000)
@@ -139,6 +177,16 @@ class Server:
         now_ms = time.monotonic() * 1000
         delay_ms = tick - (now_ms % tick) + 1
         self._tick_handle = loop.call_later(delay_ms / 1000, self._tick)
+
+    def _schedule_purge(self) -> None:
+        hours = self.config.autopurge_purge_interval
+        if hours > 0:
+            loop = asyncio.get_running_loop()
+            self._purge_handle = loop.call_later(hours * 3600, self._purge)
+
+    def _purge(self) -> None:
+        asyncio.get_running_loop().create_task(self.log_stage.purge())
+        self._schedule_purge()
 
     def _tick(self) -> None:
         self._clock()

@@ -17,7 +17,7 @@ code and leave the tree unchanged, and cversion/pzxid only ever move forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,39 @@ class Applied:
     fired: list[Fired] = field(default_factory=list)
 
 
+class SnapshotView:
+    """The tree as it was at ``zxid``, readable while the tree keeps changing.
+
+    Copy-on-write: the first change to a node after the view was taken saves the node's
+    old fields in ``preserved``; :meth:`records` then reads the saved fields for changed
+    nodes and the live node for the rest. So a snapshot is exactly the state at ``zxid``
+    without stopping the server to copy a million nodes.
+    """
+
+    def __init__(self, tree: DataTree) -> None:
+        self.zxid = tree.last_zxid
+        # Dict order puts every parent before its children (a child needs its parent).
+        self.paths = list(tree.nodes)
+        self.sessions = dict(tree.sessions)
+        self.preserved: dict[str, tuple[bytes | None, bytes, AclList, int]] = {}
+        self._tree = tree
+
+    def records(self) -> Iterator[tuple[str, bytes | None, bytes, AclList, int]]:
+        """(path, data, stat, acl, owner) of every node at ``zxid``, parents first."""
+        preserved, nodes = self.preserved, self._tree.nodes
+        for path in self.paths:
+            old = preserved.get(path)
+            if old is not None:
+                yield (path, *old)
+            else:
+                n = nodes[path]
+                yield path, n.data, n.stat, n.acl, n.owner
+
+    def close(self) -> None:
+        if self._tree.view is self:
+            self._tree.view = None
+
+
 class DataTree:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -90,12 +123,25 @@ class DataTree:
         self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
         self.data_size = 0  # sum of path and data lengths ("approximate_data_size")
         self._acl_cache: dict[AclList, AclList] = {}
+        self.view: SnapshotView | None = None  # a snapshot being written, if any
         self._init_system_nodes()
 
     # --- reads ------------------------------------------------------------------------
 
     def get(self, path: str) -> Node | None:
         return self.nodes.get(path)
+
+    def begin_snapshot(self) -> SnapshotView:
+        """A consistent view at the current zxid (one at a time)."""
+        assert self.view is None, "a snapshot is already being taken"
+        self.view = SnapshotView(self)
+        return self.view
+
+    def _cow(self, path: str, node: Node) -> None:
+        """Keep a node's fields for the snapshot being written before changing them."""
+        view = self.view
+        if view is not None and path not in view.preserved:
+            view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -152,6 +198,7 @@ class DataTree:
         if parent is None:
             return Result(err=Err.NONODE)
         zxid = txn.zxid
+        self._cow(parent_path, parent)
         node = Node(
             t.data, new_stat(zxid, txn.time_ms, t.data, t.owner), self._intern(t.acl), t.owner
         )
@@ -177,11 +224,14 @@ class DataTree:
 
     def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
         path = t.path
-        node = self.nodes.pop(path, None)
+        node = self.nodes.get(path)
         if node is None:
             return Result(err=Err.NONODE)
         parent_path, name = split(path)
         parent = self.nodes[parent_path]
+        self._cow(path, node)
+        self._cow(parent_path, parent)
+        del self.nodes[path]
         f = parent.fields()
         creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
         assert parent.children is not None
@@ -208,6 +258,7 @@ class DataTree:
         node = self.nodes.get(t.path)
         if node is None:
             return Result(err=Err.NONODE)
+        self._cow(t.path, node)
         f = node.fields()
         self.data_size += (len(t.data) if t.data else 0) - f[DATA_LENGTH]
         f[MZXID] = txn.zxid
@@ -223,6 +274,7 @@ class DataTree:
         node = self.nodes.get(t.path)
         if node is None:
             return Result(err=Err.NONODE)
+        self._cow(t.path, node)
         f = node.fields()
         f[AVERSION] = t.version
         node.stat = STAT.pack(*f)
@@ -249,6 +301,36 @@ class DataTree:
         self.sessions.pop(txn.session_id, None)
         return Result()
 
+    # --- loading a snapshot ------------------------------------------------------------
+
+    @classmethod
+    def from_records(
+        cls,
+        zxid: int,
+        records: Iterator[tuple[str, bytes | None, bytes, AclList, int]],
+        sessions: dict[int, int],
+    ) -> DataTree:
+        """Rebuild a tree from snapshot records (parents before children)."""
+        tree = cls()
+        tree.nodes.clear()
+        nodes, ephemerals, intern = tree.nodes, tree.ephemerals, tree._intern
+        size = 0
+        for path, data, stat, acl, owner in records:
+            nodes[path] = Node(data, stat, intern(acl), owner)
+            size += len(path) + (len(data) if data else 0)
+            if path != "/":
+                parent, name = split(path)
+                p = nodes[parent]
+                if p.children is None:
+                    p.children = set()
+                p.children.add(name)
+            if is_session_owner(owner):
+                ephemerals.setdefault(owner, set()).add(path)
+        tree.sessions = sessions
+        tree.last_zxid = zxid
+        tree.data_size = size
+        return tree
+
     # --- helpers ----------------------------------------------------------------------
 
     def _intern(self, acl: AclList) -> AclList:
@@ -268,6 +350,7 @@ class DataTree:
         self.nodes[ZOOKEEPER].children = {"quota", "config"}
         self.nodes["/"].stat = STAT.pack(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0)
         self.nodes[ZOOKEEPER].stat = STAT.pack(0, 0, 0, 0, 0, -2, 0, 0, 0, 2, 0)
+        self.data_size = sum(len(p) for p in self.nodes)
 
 
 _Apply = Callable[[DataTree, Txn, Any, list[Fired]], Result]

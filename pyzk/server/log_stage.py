@@ -1,0 +1,194 @@
+"""The log stage of the pipeline: group commit to the write-ahead log, and snapshots.
+
+Theory of operation
+-------------------
+Mirrors ZooKeeper's SyncRequestProcessor. Prepared txns arrive with :meth:`append`.
+One batch at a time is written and fdatasync'ed by a writer thread; everything that
+arrives while that fsync is in flight waits and goes into the next batch, so throughput
+grows with concurrency instead of being capped at one fsync per write.
+
+When a batch is durable, ``on_durable`` gets it (the pipeline then applies and answers).
+When a batch fails, ``on_failed`` gets it *and everything queued behind it*: nothing of
+it was acknowledged and nothing after it may be, since zxids must stay contiguous.
+
+Every ``snapCount/2 + random(snapCount/2)`` txns the log is rolled to a new file and a
+snapshot of the tree is written, chunk by chunk, while the server keeps serving (the
+tree keeps a copy-on-write view meanwhile; see DataTree.begin_snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pyzk.storage.purge import purge
+from pyzk.storage.snapshot import SnapshotEncoder, SnapshotFile
+from pyzk.storage.wal import TxnLog
+from pyzk.tree.datatree import DataTree, SnapshotView
+from pyzk.tree.txn import Txn, encode_txn
+
+log = logging.getLogger(__name__)
+
+
+class LogStage:
+    def __init__(
+        self,
+        txn_log: TxnLog,
+        tree: DataTree,
+        data_dir: Path,
+        on_durable: Callable[[list[Txn]], None],
+        on_failed: Callable[[list[Txn], OSError], None],
+        snap_count: int = 100000,
+        fsync_warn_ms: int = 1000,
+        snap_retain: int = 3,
+        purge_on_snapshot: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.log = txn_log
+        self.tree = tree
+        self.data_dir = data_dir
+        self.on_durable = on_durable
+        self.on_failed = on_failed
+        self.snap_count = snap_count
+        self.fsync_warn_ms = fsync_warn_ms
+        self.snap_retain = snap_retain
+        self.purge_on_snapshot = purge_on_snapshot
+        self._rng = rng or random.Random()
+        self._queue: list[Txn] = []
+        self._writing = False
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-log")
+        self._snapper = ThreadPoolExecutor(1, thread_name_prefix="pyzk-snap")
+        self._since_snap = 0
+        self._snap_at = self._next_snap_point()
+        self._roll_next = False
+        self._snapshot_task: asyncio.Task[Path | None] | None = None
+        self.last_fsync_ms = 0.0  # for metrics
+        self.fsync_count = 0
+        self.snapshots_taken = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def _next_snap_point(self) -> int:
+        half = max(self.snap_count // 2, 1)
+        return half + self._rng.randrange(half)  # randomised: members do not snap together
+
+    # --- appending --------------------------------------------------------------------
+
+    def append(self, txns: list[Txn]) -> None:
+        self._queue.extend(txns)
+        self._maybe_write()
+
+    def _maybe_write(self) -> None:
+        if self._writing or not self._queue:
+            return
+        batch, self._queue = self._queue, []
+        records = [(t.zxid, encode_txn(t)) for t in batch]
+        roll, self._roll_next = self._roll_next, False
+        self._writing = True
+        self._idle.clear()
+        fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, records, roll)
+        fut.add_done_callback(lambda f: self._written(f, batch))
+
+    def _write(self, records: list[tuple[int, bytes]], roll: bool) -> float:
+        """Writer thread: one write and one fdatasync for the whole batch."""
+        if roll:
+            self.log.roll()
+        t0 = time.monotonic()
+        self.log.append(records)
+        return (time.monotonic() - t0) * 1000
+
+    def _written(self, fut: asyncio.Future[float], batch: list[Txn]) -> None:
+        self._writing = False
+        exc = fut.exception()
+        if exc is not None:
+            failed, self._queue = batch + self._queue, []
+            log.error("transaction log write failed, %d writes refused: %s", len(failed), exc)
+            self.on_failed(failed, exc if isinstance(exc, OSError) else OSError(str(exc)))
+        else:
+            ms = fut.result()
+            self.last_fsync_ms = ms
+            self.fsync_count += 1
+            if ms > self.fsync_warn_ms:
+                log.warning(
+                    "fsync-ing the write ahead log took %.0fms which will adversely "
+                    "effect operation latency",
+                    ms,
+                )
+            self.on_durable(batch)
+            self._since_snap += len(batch)
+            if self._since_snap >= self._snap_at:
+                self._start_snapshot()
+        if not self._writing and not self._queue:
+            self._idle.set()
+        self._maybe_write()
+
+    async def drain(self) -> None:
+        """Wait until everything appended is written (or failed)."""
+        while not self._idle.is_set():
+            await self._idle.wait()
+
+    # --- snapshots --------------------------------------------------------------------
+
+    def _start_snapshot(self) -> None:
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            log.warning("Too busy to snap, skipping")
+            return
+        self._since_snap = 0
+        self._snap_at = self._next_snap_point()
+        self._roll_next = True  # the next batch starts a new log file
+        view = self.tree.begin_snapshot()  # now: exactly what is applied so far
+        self._snapshot_task = asyncio.get_running_loop().create_task(self.snapshot(view))
+
+    async def snapshot(self, view: SnapshotView | None = None) -> Path | None:
+        """Write a snapshot of the tree as of now, yielding to the loop between chunks."""
+        loop = asyncio.get_running_loop()
+        if view is None:
+            view = self.tree.begin_snapshot()
+        enc = SnapshotEncoder(view)
+        t0 = time.monotonic()
+        f: SnapshotFile | None = None
+        try:
+            f = await loop.run_in_executor(self._snapper, SnapshotFile, self.data_dir, view.zxid)
+            await loop.run_in_executor(self._snapper, f.write, enc.header())
+            while (chunk := enc.next_chunk()) is not None:
+                await loop.run_in_executor(self._snapper, f.write, chunk)
+            await loop.run_in_executor(self._snapper, f.write, enc.footer())
+            path = await loop.run_in_executor(self._snapper, f.finish)
+        except OSError as e:
+            log.error("snapshot at zxid 0x%x failed: %s", view.zxid, e)
+            if f is not None:
+                await loop.run_in_executor(self._snapper, f.abort)
+            return None
+        finally:
+            view.close()
+        self.snapshots_taken += 1
+        log.info(
+            "Snapshot taken: %s, %d items in %.0f ms",
+            path.name,
+            enc.items,
+            (time.monotonic() - t0) * 1000,
+        )
+        if self.purge_on_snapshot:
+            await loop.run_in_executor(
+                self._snapper, purge, self.data_dir, self.log.dir, self.snap_retain
+            )
+        return path
+
+    async def purge(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._snapper, purge, self.data_dir, self.log.dir, self.snap_retain
+        )
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            await self._snapshot_task
+        await asyncio.get_running_loop().run_in_executor(self._writer, self.log.close)
+        self._writer.shutdown(wait=True)
+        self._snapper.shutdown(wait=True)

@@ -1,0 +1,296 @@
+"""The transaction log: append-only files of checksummed records (ZooKeeper's FileTxnLog).
+
+Byte grammar
+------------
+A log lives in ``dataLogDir`` as files named ``log.<first zxid, 16 hex digits>``::
+
+    file    := header record* zeros*
+    header  := "PZKL" version:u16 flags:u16 dbid:u64                 (16 bytes)
+    record  := length:u32 crc:u32 zxid:u64 payload[length]          (16-byte head)
+    payload := a msgpack-encoded txn (pyzk.tree.txn.encode_txn)
+    crc     := CRC32C over the 8 zxid bytes and the payload
+
+All integers are big-endian. Files are preallocated in ``preAllocSize`` chunks filled
+with zeros, so an all-zero record head marks the end of the log.
+
+Theory of operation
+-------------------
+* **Append** (:meth:`TxnLog.append`) writes a whole batch with one ``pwrite`` and one
+  ``fdatasync``. The caller acknowledges nothing in the batch before this returns; the
+  asyncio shell runs it in a thread and feeds the next batch with everything that
+  arrived meanwhile (group commit).
+* **A failed append** (disk full, I/O error) abandons the file: it is cut back to its
+  last durable record, so no partial or unacknowledged record can come back at
+  recovery, and the next append starts a new file. :class:`LogWriteError` tells the
+  caller that nothing in the batch is durable.
+* **Reading** (:func:`read_log`) checks every record. A torn or corrupt *tail* (the last
+  record cut short, a checksum mismatch with nothing valid after it, preallocated zeros)
+  ends the log; recovery truncates it there with a log line. Damage followed by valid
+  records is corruption in the middle: :class:`LogCorruptError` names the file and the
+  offset, and the server refuses to start rather than drop acknowledged data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import crc32c
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"PZKL"
+VERSION = 1
+HEADER = struct.Struct(">4sHHQ")
+RECORD = struct.Struct(">IIQ")  # length, crc, zxid
+HEAD = RECORD.size  # 16
+PREFIX = "log."
+# Extend a file when less than this is left before its preallocated end (FileTxnLog).
+PAD_SLACK = 4096
+# No txn is anywhere near this; a larger length is damage, not data.
+MAX_RECORD = 64 * 1024 * 1024
+
+
+class LogWriteError(OSError):
+    """A batch could not be made durable; nothing in it may be acknowledged."""
+
+
+class LogCorruptError(Exception):
+    """Damage before the end of the log: refusing to guess what was lost."""
+
+
+def log_name(first_zxid: int) -> str:
+    return f"{PREFIX}{first_zxid:016x}"
+
+
+def zxid_of(name: str, prefix: str) -> int | None:
+    if not name.startswith(prefix):
+        return None
+    try:
+        return int(name[len(prefix) :], 16)
+    except ValueError:
+        return None
+
+
+def log_files(log_dir: Path) -> list[tuple[int, Path]]:
+    """Log files by first zxid, oldest first."""
+    found = []
+    for p in log_dir.iterdir() if log_dir.exists() else ():
+        z = zxid_of(p.name, PREFIX)
+        if z is not None and p.is_file():
+            found.append((z, p))
+    return sorted(found)
+
+
+def encode_record(zxid: int, payload: bytes) -> bytes:
+    zb = struct.pack(">Q", zxid)
+    crc = crc32c.crc32c(payload, crc32c.crc32c(zb))
+    return RECORD.pack(len(payload), crc, zxid) + payload
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a file's creation, rename or deletion in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class TxnLog:
+    """The writing end of the log. Blocking calls: run them off the event loop."""
+
+    def __init__(
+        self, log_dir: Path, prealloc_bytes: int = 64 * 1024 * 1024, sync: bool = True
+    ) -> None:
+        self.dir = log_dir
+        self.prealloc = max(prealloc_bytes, PAD_SLACK * 2)
+        self.sync = sync  # forceSync=no skips fdatasync (ZooKeeper's option; unsafe)
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._pos = 0  # end of the last durable record
+        self._size = 0  # preallocated size of the current file
+        self.last_zxid = 0  # the last zxid made durable
+
+    @property
+    def current(self) -> Path | None:
+        return self._path
+
+    def append(self, records: list[tuple[int, bytes]]) -> None:
+        """Make ``records`` ((zxid, payload) in zxid order) durable, or raise LogWriteError."""
+        if not records:
+            return
+        data = b"".join(encode_record(z, p) for z, p in records)
+        try:
+            if self._fd is None:
+                self._open(records[0][0])
+            assert self._fd is not None
+            self._ensure_space(len(data))
+            os.pwrite(self._fd, data, self._pos)
+            if self.sync:
+                os.fdatasync(self._fd)
+        except OSError as e:
+            self._abandon()
+            raise LogWriteError(e.errno, f"transaction log write failed: {e.strerror}") from e
+        self._pos += len(data)
+        self.last_zxid = records[-1][0]
+
+    def roll(self) -> None:
+        """Close the current file; the next append starts a new one (at snapshots)."""
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._path = None, None
+
+    def close(self) -> None:
+        self.roll()
+
+    def _open(self, first_zxid: int) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / log_name(first_zxid)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.pwrite(fd, HEADER.pack(MAGIC, VERSION, 0, 0), 0)
+            self._fd, self._path, self._pos, self._size = fd, path, HEADER.size, HEADER.size
+            self._ensure_space(0)
+            os.fsync(fd)
+            fsync_dir(self.dir)
+        except OSError:
+            os.close(fd)
+            self._fd, self._path = None, None
+            path.unlink(missing_ok=True)
+            raise
+
+    def _ensure_space(self, n: int) -> None:
+        """Preallocate zeros ahead of the write position (FileTxnLog.padFile)."""
+        assert self._fd is not None
+        need = self._pos + n + PAD_SLACK
+        if need > self._size:
+            new_size = self._size
+            while new_size < need:
+                new_size += self.prealloc
+            os.posix_fallocate(self._fd, self._size, new_size - self._size)
+            self._size = new_size
+
+    def _abandon(self) -> None:
+        """After a failed write: cut the file back to its last durable record and close it.
+
+        Shrinking needs no free space, so it works on a full disk. If even that fails we
+        cannot vouch for the file's tail, and stop: better to stop than to run wrong.
+        """
+        fd, path = self._fd, self._path
+        self._fd, self._path = None, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, self._pos)
+            os.fsync(fd)
+        except OSError as e:
+            log.critical("cannot cut back %s after a failed write: %s", path, e)
+            raise SystemExit(f"pyzk: transaction log {path} is in an unknown state") from e
+        finally:
+            os.close(fd)
+        if self._pos <= HEADER.size and path is not None:
+            path.unlink(missing_ok=True)  # nothing durable in it: no empty files behind
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LogTail:
+    """Where a log file's valid records end, and why."""
+
+    path: Path
+    offset: int
+    reason: str  # "end", "zeros", "torn record", "checksum mismatch", ...
+
+
+def read_file(path: Path, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail]:
+    """Valid (zxid, payload) records of one log file, then its :class:`LogTail`."""
+    data = path.read_bytes()
+    if len(data) < HEADER.size:
+        yield LogTail(path, 0, "no header")
+        return
+    magic, version, _, _ = HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION:
+        raise LogCorruptError(f"{path}: not a pyzk transaction log (bad header)")
+    pos, end = HEADER.size, len(data)
+    while True:
+        problem = _check_record(data, pos, end)
+        if problem is not None:
+            if problem not in ("end", "zeros"):
+                _refuse_if_middle(path, data, pos, is_last, problem)
+            yield LogTail(path, pos, problem)
+            return
+        length, _, zxid = RECORD.unpack_from(data, pos)
+        yield zxid, data[pos + HEAD : pos + HEAD + length]
+        pos += HEAD + length
+
+
+def _check_record(data: bytes, pos: int, end: int) -> str | None:
+    if pos == end:
+        return "end"
+    if end - pos < HEAD:
+        return "zeros" if not any(data[pos:end]) else "torn record head"
+    length, crc, zxid = RECORD.unpack_from(data, pos)
+    if length == 0 and crc == 0 and zxid == 0:
+        return "zeros"
+    if length > MAX_RECORD or pos + HEAD + length > end:
+        return "torn record"
+    zb = data[pos + 8 : pos + 16]
+    if crc32c.crc32c(data[pos + HEAD : pos + HEAD + length], crc32c.crc32c(zb)) != crc:
+        return "checksum mismatch"
+    return None
+
+
+def _refuse_if_middle(path: Path, data: bytes, pos: int, is_last: bool, problem: str) -> None:
+    """Damage is a tail only if no data follows the damaged record, here or in a later file.
+
+    Writes only ever append, so a torn write leaves a prefix of a record and zeros after
+    it. Non-zero bytes past the damaged record's end mean records were written after it:
+    the damage is in the middle of the log.
+    """
+    where = f"{path} at offset {pos}"
+    if not is_last:
+        raise LogCorruptError(f"{problem} in {where}, and later log files follow")
+    written_end = len(data.rstrip(b"\0"))
+    length = RECORD.unpack_from(data, pos)[0] if len(data) - pos >= HEAD else 0
+    record_end = pos + HEAD + min(length, MAX_RECORD)
+    if record_end < written_end:
+        raise LogCorruptError(
+            f"{problem} in {where}, with {written_end - record_end} bytes of records after it"
+        )
+
+
+def read_log(log_dir: Path, after_zxid: int) -> Iterator[tuple[int, bytes] | LogTail]:
+    """Records with zxid > ``after_zxid`` across the log files, and each file's tail."""
+    files = log_files(log_dir)
+    # The newest file starting at or before after_zxid+1 may hold later records too.
+    start = 0
+    for i, (first, _) in enumerate(files):
+        if first <= after_zxid + 1:
+            start = i
+    for i, (_, path) in enumerate(files[start:], start):
+        for item in read_file(path, is_last=i == len(files) - 1):
+            if isinstance(item, LogTail) or item[0] > after_zxid:
+                yield item
+
+
+def truncate_tail(tail: LogTail) -> None:
+    """Cut a torn or corrupt tail off, so the damage cannot be read again."""
+    if tail.reason in ("end", "zeros"):
+        return
+    log.warning(
+        "transaction log %s: %s at offset %d; truncating the log there",
+        tail.path,
+        tail.reason,
+        tail.offset,
+    )
+    with open(tail.path, "r+b") as f:
+        f.truncate(tail.offset)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,146 @@
+"""Snapshots: consistent copy-on-write views, checksums, recovery with the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyzk.storage.recovery import recover
+from pyzk.storage.snapshot import (
+    SnapshotEncoder,
+    SnapshotError,
+    read_snapshot,
+    snapshot_files,
+    write_snapshot,
+)
+from pyzk.storage.wal import TxnLog
+from pyzk.tree.datatree import DataTree
+from pyzk.tree.txn import (
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    encode_txn,
+)
+
+OPEN = ((31, "world", "anyone"),)
+SID = 0x1234
+
+
+class Writer:
+    """Builds txns with consecutive zxids, applies them, and optionally logs them."""
+
+    def __init__(self, tree: DataTree, wal: TxnLog | None = None) -> None:
+        self.tree, self.wal, self.zxid = tree, wal, tree.last_zxid
+
+    def __call__(self, body: object) -> None:
+        self.zxid += 1
+        txn = Txn(SID, 0, self.zxid, 1000 + self.zxid, body)  # type: ignore[arg-type]
+        self.tree.apply(txn)
+        if self.wal is not None:
+            self.wal.append([(txn.zxid, encode_txn(txn))])
+
+    def create(self, path: str, data: bytes = b"", owner: int = 0) -> None:
+        parent = self.tree.nodes[path.rsplit("/", 1)[0] or "/"]
+        self(CreateTxn(path, data, OPEN, owner, parent.creates() + 1))
+
+
+def state(tree: DataTree) -> dict[str, tuple[object, ...]]:
+    return {
+        p: (n.data, n.stat, n.acl, n.owner, sorted(n.children or ())) for p, n in tree.nodes.items()
+    }
+
+
+def build(tree: DataTree, w: Writer) -> None:
+    w(CreateSessionTxn(30000))
+    w.create("/a", b"1")
+    w.create("/a/b", b"2")
+    w.create("/a/e", b"eph", owner=SID)
+    w.create("/c", None)
+    w(SetDataTxn("/a", b"11", 1))
+    w(SetACLTxn("/c", ((1, "world", "anyone"),), 1))
+
+
+def test_snapshot_round_trip(tmp_path: Path) -> None:
+    tree = DataTree()
+    build(tree, Writer(tree))
+    path = write_snapshot(tree, tmp_path)
+    loaded = read_snapshot(path)
+    assert loaded.zxid == tree.last_zxid
+    assert state(loaded.tree) == state(tree)
+    assert loaded.tree.ephemerals == {SID: {"/a/e"}}
+    assert loaded.tree.sessions == {SID: 30000}
+    assert loaded.tree.data_size == tree.data_size
+
+
+def test_view_is_the_tree_at_its_zxid_while_the_tree_changes(tmp_path: Path) -> None:
+    tree = DataTree()
+    w = Writer(tree)
+    build(tree, w)
+    before = state(tree)
+    view = tree.begin_snapshot()
+    enc = SnapshotEncoder(view)
+    first = enc.next_chunk()  # part of the body is already out...
+    w(SetDataTxn("/a", b"changed", 2))  # ...when the tree keeps changing
+    w(DeleteTxn("/a/b"))
+    w.create("/new")
+    w(SetDataTxn("/c", b"x", 1))
+    chunks = [enc.header(), first or b""]
+    while (c := enc.next_chunk()) is not None:
+        chunks.append(c)
+    chunks.append(enc.footer())
+    view.close()
+    f = tmp_path / f"snapshot.{view.zxid:016x}"
+    f.write_bytes(b"".join(chunks))
+    assert state(read_snapshot(f).tree) == before
+
+
+def test_damaged_snapshot_is_refused(tmp_path: Path) -> None:
+    tree = DataTree()
+    build(tree, Writer(tree))
+    path = write_snapshot(tree, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[40] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError):
+        read_snapshot(path)
+
+
+def test_recovery_replays_the_log_after_the_snapshot(tmp_path: Path) -> None:
+    tree = DataTree()
+    wal = TxnLog(tmp_path, 64 * 1024)
+    w = Writer(tree, wal)
+    build(tree, w)
+    write_snapshot(tree, tmp_path)
+    wal.roll()
+    w.create("/after", b"z")
+    w(DeleteTxn("/a/e"))
+    wal.close()
+    rec = recover(tmp_path, tmp_path)
+    assert rec.snapshot_zxid == 7 and rec.replayed == 2
+    assert state(rec.tree) == state(tree)
+    assert rec.tree.last_zxid == tree.last_zxid
+
+
+def test_recovery_falls_back_to_an_older_snapshot(tmp_path: Path) -> None:
+    tree = DataTree()
+    wal = TxnLog(tmp_path, 64 * 1024)
+    w = Writer(tree, wal)
+    build(tree, w)
+    write_snapshot(tree, tmp_path)
+    w.create("/later")
+    newest = write_snapshot(tree, tmp_path)
+    wal.close()
+    newest.write_bytes(newest.read_bytes()[:-3])  # damaged
+    rec = recover(tmp_path, tmp_path)
+    assert rec.snapshot_zxid == 7
+    assert state(rec.tree) == state(tree)
+    assert len(snapshot_files(tmp_path)) == 2
+
+
+def test_recovery_without_anything_is_an_empty_tree(tmp_path: Path) -> None:
+    rec = recover(tmp_path / "data", tmp_path / "log")
+    assert rec.tree.last_zxid == 0 and "/zookeeper" in rec.tree.nodes
