@@ -2,6 +2,7 @@
 
     pyzk [--config zoo.cfg] [--myid N] [--data-dir DIR] [--client-port P] ...
     pyzk status [--host HOST] [--port P]
+    pyzk logdump LOGFILE | pyzk snapdump SNAPSHOT [-d]
 
 A configuration error prints one line naming the key and exits with status 2.
 """
@@ -177,4 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "status":
         return status(argv[1:])
+    if argv and argv[0] in ("logdump", "snapdump"):
+        from pyzk.tools import logdump, snapdump
+
+        if argv[0] == "logdump":
+            return logdump.main(argv[1:])
+        return snapdump.main(argv[1:])
     return run_server(argv)

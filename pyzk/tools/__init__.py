@@ -1,0 +1,1 @@
+"""Operator tools for the on-disk state (ZooKeeper's TxnLogToolkit and SnapshotFormatter)."""
