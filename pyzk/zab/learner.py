@@ -1,0 +1,179 @@
+"""The learner's side of ZAB: a follower or an observer (ZooKeeper's Learner).
+
+Theory of operation
+-------------------
+The learner connects with FOLLOWERINFO, naming a fresh ``link`` that every packet of
+this connection carries. LEADERINFO proposes an epoch: we accept it (persisted before we
+answer) unless we already promised a newer one. Then the leader syncs us: TRUNC drops a
+tail the leader never had, SNAP replaces our state, and the proposals that follow fill
+our log. NEWLEADER makes us join the epoch (currentEpoch, persisted) and is acknowledged
+only once everything before it is logged. UPTODATE says what is committed: we apply it
+and start serving.
+
+In broadcast a follower logs each PROPOSAL and acknowledges it (the ACK leaves only once
+the entry is on disk: the Ready contract), and applies on COMMIT, in order. An observer
+never acknowledges: it logs and applies each INFORM.
+
+A learner that hears nothing from its leader for syncLimit ticks (initLimit while
+syncing), or loses the connection, goes back to LOOKING.
+"""
+
+from __future__ import annotations
+
+from pyzk.zab.messages import (
+    Ack,
+    AckEpoch,
+    Commit,
+    Diff,
+    FollowerInfo,
+    Inform,
+    LeaderInfo,
+    Message,
+    NewLeader,
+    Ping,
+    Proposal,
+    Snap,
+    Trunc,
+    UpToDate,
+    epoch_of,
+)
+from pyzk.zab.peer import Peer, Role
+
+
+class Learner(Role):
+    def __init__(self, peer: Peer, leader: int, observer: bool, now: int) -> None:
+        self.peer = peer
+        self.leader = leader
+        self.observer = observer
+        self.link = peer.rng.randrange(1, 1 << 31)
+        self.phase = "info"  # info -> epoch -> sync -> newleader -> broadcast
+        self.commit_target = peer.committed
+        self.last_heard = now
+        self.newleader_zxid = 0
+        self.next_hello = now
+        self._hello(now)
+
+    def _hello(self, now: int) -> None:
+        """(Re)send FOLLOWERINFO until the leader answers: it may not be leading yet."""
+        p = self.peer
+        p.send(
+            self.leader, FollowerInfo(self.link, p.accepted_epoch, p.history.last, self.observer)
+        )
+        self.next_hello = now + max(p.timing.tick_ms // 2, 1)
+
+    @property
+    def serving(self) -> bool:  # type: ignore[override]
+        return self.phase == "broadcast"
+
+    def tick(self, now: int) -> None:
+        t = self.peer.timing
+        limit = t.sync_limit if self.phase == "broadcast" else t.init_limit
+        if now - self.last_heard > limit * t.tick_ms:
+            self.peer.look(now)
+        elif self.phase == "info" and now >= self.next_hello:
+            self._hello(now)
+
+    def disconnected(self, now: int, sid: int) -> None:
+        if sid == self.leader:
+            self.peer.look(now)
+
+    def step(self, now: int, sender: int, msg: Message) -> None:
+        if sender != self.leader or getattr(msg, "link", None) != self.link:
+            return
+        self.last_heard = now
+        handler = _HANDLERS.get(type(msg))
+        if handler is not None:
+            handler(self, now, msg)
+
+    # --- discovery and sync -----------------------------------------------------------
+
+    def _leader_info(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, LeaderInfo)
+        p = self.peer
+        if self.phase != "info":
+            return
+        if msg.epoch > p.accepted_epoch:
+            current = p.current_epoch
+            p.accepted_epoch = msg.epoch
+            p.persist_epochs()
+        elif msg.epoch == p.accepted_epoch:
+            current = -1  # already accepted: nothing new to promise
+        else:
+            p.look(now)  # we promised a newer epoch to someone else
+            return
+        self.phase = "epoch"
+        p.send(self.leader, AckEpoch(self.link, current, p.history.last))
+
+    def _diff(self, now: int, msg: Message) -> None:
+        self.phase = "sync"
+
+    def _trunc(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, Trunc)
+        self.phase = "sync"
+        self.peer.truncate(msg.zxid)
+        self.commit_target = min(self.commit_target, msg.zxid)
+
+    def _snap(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, Snap)
+        self.phase = "sync"
+        self.peer.install(msg)
+        self.commit_target = msg.zxid
+
+    def _new_leader(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, NewLeader)
+        p = self.peer
+        p.current_epoch = epoch_of(msg.zxid)
+        p.persist_epochs()
+        self.phase = "newleader"
+        self.newleader_zxid = msg.zxid
+        p.send(self.leader, Ack(self.link, msg.zxid))
+
+    def _up_to_date(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, UpToDate)
+        self.phase = "broadcast"
+        self.peer.settle_vote(self.leader)
+        self.commit_target = max(self.commit_target, msg.zxid)
+        self.peer.commit_to(self.commit_target)
+
+    # --- broadcast --------------------------------------------------------------------
+
+    def _proposal(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, Proposal)
+        p = self.peer
+        if msg.zxid <= p.history.last:
+            return  # covered by a snapshot we installed
+        p.append(msg.zxid, msg.payload)
+        if not self.observer and self.phase in ("newleader", "broadcast"):
+            p.send(self.leader, Ack(self.link, msg.zxid))
+
+    def _commit(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, Commit)
+        self.commit_target = max(self.commit_target, msg.zxid)
+        if self.phase == "broadcast":
+            self.peer.commit_to(self.commit_target)
+
+    def _inform(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, Inform)
+        p = self.peer
+        if msg.zxid > p.history.last:
+            p.append(msg.zxid, msg.payload)
+        self.commit_target = max(self.commit_target, msg.zxid)
+        if self.phase == "broadcast":
+            p.commit_to(self.commit_target)
+
+    def _ping(self, now: int, msg: Message) -> None:
+        self.peer.send(self.leader, Ping(self.link, self.peer.committed))
+
+
+_HANDLERS = {
+    LeaderInfo: Learner._leader_info,
+    Diff: Learner._diff,
+    Trunc: Learner._trunc,
+    Snap: Learner._snap,
+    NewLeader: Learner._new_leader,
+    UpToDate: Learner._up_to_date,
+    Proposal: Learner._proposal,
+    Commit: Learner._commit,
+    Inform: Learner._inform,
+    Ping: Learner._ping,
+}

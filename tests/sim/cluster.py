@@ -1,0 +1,275 @@
+"""A whole ensemble in one process, driven by one seed, checked after every step.
+
+Phase one (safety): time advances in small steps; each step delivers due messages, ticks
+every live server, and may inject a fault drawn from the seed — a crash (losing what was
+not carried out), a restart, a partition, a broken link, a heal — or a client write to
+the leader. After every step the checkers run:
+
+* at most one leader is established per epoch;
+* what serving servers have applied are prefixes of one another (one committed history);
+* a write acknowledged to a client is in the history of every leader established later.
+
+Phase two (liveness): everything heals and restarts; within a bound a leader must be
+established and every server must serve the same history.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyzk.zab.election import ElectionTiming
+from pyzk.zab.history import Entry
+from pyzk.zab.leader import Leader
+from pyzk.zab.messages import State
+from pyzk.zab.peer import Timing
+from tests.sim.network import Network, Profile
+from tests.sim.node import SimNode
+
+STEP_MS = 5
+TIMING = Timing(
+    tick_ms=100,
+    init_limit=10,
+    sync_limit=5,
+    election=ElectionTiming(finalize_wait_ms=20, max_resend_ms=400),
+    window=16,  # small, so learners that fall behind get SNAP syncs
+)
+
+
+class Violation(AssertionError):
+    """An invariant broke: the seed reproduces it."""
+
+
+@dataclass
+class Rates:
+    """Per-step probabilities of each fault, drawn from the seed."""
+
+    crash: float
+    restart: float
+    partition: float
+    heal: float
+    break_link: float
+    write: float
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> Rates:
+        return cls(
+            crash=rng.choice([0.0, 0.001, 0.004]),
+            restart=rng.choice([0.01, 0.05]),
+            partition=rng.choice([0.0, 0.001, 0.003]),
+            heal=rng.choice([0.005, 0.02]),
+            break_link=rng.choice([0.0, 0.002, 0.01]),
+            write=rng.choice([0.05, 0.2, 0.5]),
+        )
+
+
+@dataclass
+class Checker:
+    committed: list[Entry] = field(default_factory=list)  # the one committed history
+    leaders: dict[int, int] = field(default_factory=dict)  # epoch -> established leader
+    acked: dict[int, bytes] = field(default_factory=dict)  # zxid -> payload, acknowledged
+
+    def check_applied(self, sid: int, state: list[Entry]) -> None:
+        c = self.committed
+        n = min(len(c), len(state))
+        for i in range(n):
+            if c[i] != state[i]:
+                raise Violation(
+                    f"server {sid} applied {_fmt(state[i])} at position {i}, "
+                    f"others applied {_fmt(c[i])}"
+                )
+        if len(state) > len(c):
+            c.extend(state[len(c) :])
+
+    def check_leader(self, epoch: int, sid: int, history: set[Entry]) -> None:
+        other = self.leaders.setdefault(epoch, sid)
+        if other != sid:
+            raise Violation(f"two leaders established in epoch {epoch}: {other} and {sid}")
+        missing = [z for z, p in self.acked.items() if (z, p) not in history]
+        if missing:
+            raise Violation(
+                f"leader {sid} of epoch {epoch} lacks acknowledged writes "
+                f"{[hex(z) for z in missing[:5]]}"
+            )
+
+
+def _fmt(e: Entry) -> str:
+    return f"0x{e[0]:x}:{e[1]!r}"
+
+
+class Cluster:
+    def __init__(
+        self,
+        seed: int,
+        voters: int = 3,
+        observers: int = 0,
+        trace: Callable[[str], None] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.profile = Profile.draw(self.rng)
+        self.rates = Rates.draw(self.rng)
+        self.net = Network(random.Random(self.rng.random()), self.profile)
+        ids = list(range(1, voters + observers + 1))
+        self.voter_ids = frozenset(ids[:voters])
+        self.observer_ids = frozenset(ids[voters:])
+        self.nodes = {
+            sid: SimNode(
+                sid, self.voter_ids, self.observer_ids, TIMING, random.Random(self.rng.random())
+            )
+            for sid in ids
+        }
+        self.checker = Checker()
+        self.now = 0
+        self.trace = trace or (lambda s: None)
+        self.writes = 0
+        self.proposed: dict[int, tuple[int, bytes]] = {}  # zxid -> (leader, payload)
+        self.faults = 0
+        self.broken_rule = False
+        for n in self.nodes.values():
+            n.start(self.now)
+        self._process_all()
+
+    # --- running ----------------------------------------------------------------------
+
+    def run(self, fault_ms: int = 8000, settle_ms: int = 8000) -> None:
+        while self.now < fault_ms:
+            self.step(faults=True)
+        self.heal_all()
+        deadline = self.now + settle_ms
+        while self.now < deadline:
+            self.step(faults=False)
+            if self.converged():
+                return
+        raise Violation(f"no convergence {settle_ms} ms after healing: " + self.describe())
+
+    def step(self, faults: bool) -> None:
+        self.now += STEP_MS
+        for p in self.net.due(self.now):
+            node = self.nodes[p.dst]
+            if p.kind == "broken":
+                self.net.noticed(p.dst, p.src)
+            if node.peer is None:
+                continue
+            if p.kind == "broken":
+                node.peer.disconnected(self.now, p.src)
+            else:
+                assert p.msg is not None
+                node.peer.step(self.now, p.src, p.msg)
+            self._process(node)
+        for node in self.nodes.values():
+            if node.peer is not None:
+                node.peer.tick(self.now)
+                self._process(node)
+        if faults:
+            self._maybe_fault()
+            self._maybe_write()
+
+    def _process(self, node: SimNode) -> None:
+        peer = node.peer
+        if peer is None or not peer.has_ready():
+            return
+        was_serving = node.serving
+        ready = peer.ready()
+        out = node.carry_out(ready)
+        peer.advance(ready)
+        for to, msg in out:
+            self.net.send(self.now, node.sid, to, msg)
+        # advance() may have committed more (the leader's own ack): carry that out too.
+        if peer.has_ready():
+            self._process(node)
+            return
+        self._check(node, was_serving)
+
+    def _process_all(self) -> None:
+        for n in self.nodes.values():
+            self._process(n)
+
+    def _check(self, node: SimNode, was_serving: bool) -> None:
+        peer = node.peer
+        if peer is None:
+            return
+        if node.serving:
+            self.checker.check_applied(node.sid, node.state)
+            role = peer.role
+            if isinstance(role, Leader) and not was_serving and role.epoch is not None:
+                self.checker.check_leader(role.epoch, node.sid, set(node.state))
+        for zxid, (leader, payload) in list(self.proposed.items()):
+            if leader == node.sid and any(e[0] == zxid for e in node.state[-50:]):
+                if (zxid, payload) in node.state:
+                    self.checker.acked[zxid] = payload  # the client hears OK now
+                del self.proposed[zxid]
+
+    # --- faults and load --------------------------------------------------------------
+
+    def _maybe_fault(self) -> None:
+        r, rng, ids = self.rates, self.rng, set(self.nodes)
+        x = rng.random()
+        live = [s for s, n in self.nodes.items() if n.up]
+        down = [s for s, n in self.nodes.items() if not n.up]
+        if x < r.crash and live:
+            sid = rng.choice(live)
+            self._log(f"crash {sid}")
+            self.nodes[sid].crash()
+            self.net.isolate(self.now, sid, ids)
+        elif x < r.crash + r.restart and down:
+            sid = rng.choice(down)
+            self._log(f"restart {sid}")
+            self.net.restarted(sid)
+            self.nodes[sid].start(self.now)
+            self._process(self.nodes[sid])
+        elif x < r.crash + r.restart + r.partition:
+            side = set(rng.sample(sorted(ids), rng.randint(1, len(ids) - 1)))
+            self._log(f"partition {sorted(side)} | {sorted(ids - side)}")
+            self.net.partition(self.now, side, ids)
+        elif x < r.crash + r.restart + r.partition + r.heal and self.net.blocked:
+            self._log("heal")
+            self.net.heal()
+        elif x < r.crash + r.restart + r.partition + r.heal + r.break_link:
+            a, b = rng.sample(sorted(ids), 2)
+            self._log(f"break {a}-{b}")
+            self.net.break_link(self.now, a, b)
+
+    def _maybe_write(self) -> None:
+        if self.rng.random() >= self.rates.write:
+            return
+        for node in self.nodes.values():
+            if node.peer is not None and node.peer.serving and node.role == State.LEADING:
+                self.writes += 1
+                payload = f"w{self.writes}".encode()
+                zxid = node.peer.propose(payload)
+                if zxid is not None:
+                    self.proposed[zxid] = (node.sid, payload)
+                    self._process(node)
+                return
+
+    def _log(self, what: str) -> None:
+        self.faults += 1
+        self.trace(f"{self.now:>7} ms  {what}")
+
+    def heal_all(self) -> None:
+        self._log("heal all, restart all")
+        self.net.heal()
+        for n in self.nodes.values():
+            if not n.up:
+                self.net.restarted(n.sid)
+                n.start(self.now)
+                self._process(n)
+
+    # --- liveness ---------------------------------------------------------------------
+
+    def converged(self) -> bool:
+        nodes = list(self.nodes.values())
+        leaders = [n for n in nodes if n.role == State.LEADING and n.serving]
+        if len(leaders) != 1 or not all(n.serving for n in nodes):
+            return False
+        last = leaders[0].state[-1][0] if leaders[0].state else 0
+        return all((n.state[-1][0] if n.state else 0) == last for n in nodes)
+
+    def describe(self) -> str:
+        parts = []
+        for n in self.nodes.values():
+            last = hex(n.state[-1][0]) if n.state else "0"
+            parts.append(f"{n.sid}:{n.role.name}{'*' if n.serving else ''}@{last}")
+        return ", ".join(parts)

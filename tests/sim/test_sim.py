@@ -1,0 +1,77 @@
+"""Whole ensembles in one process under seeded faults (see cluster.py for the checks).
+
+CI runs a few hundred seeds; ``python -m tests.sim.run --seeds 5000`` runs more, and a
+failing seed prints the command that replays it step by step.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pyzk.zab import leader as leader_module
+from tests.sim.cluster import Cluster, Violation
+
+SEEDS = int(os.environ.get("PYZK_SIM_SEEDS", "150"))
+
+
+@pytest.mark.parametrize("chunk", range(5))
+def test_three_voters_keep_every_invariant(chunk: int) -> None:
+    per = SEEDS // 5
+    for seed in range(chunk * per, (chunk + 1) * per):
+        try:
+            Cluster(seed).run()
+        except Violation as e:
+            pytest.fail(f"seed {seed}: {e}\nreplay: python -m tests.sim.run --seed {seed} --trace")
+
+
+def test_five_voters_and_an_observer_keep_every_invariant() -> None:
+    for seed in range(SEEDS // 5):
+        try:
+            Cluster(seed, voters=5, observers=1).run()
+        except Violation as e:
+            pytest.fail(
+                f"seed {seed}: {e}\nreplay: python -m tests.sim.run --seed {seed} "
+                "--voters 5 --observers 1 --trace"
+            )
+
+
+def test_a_broken_commit_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checkers can fail: commit without waiting for a quorum, and a seed notices."""
+
+    def commit_at_once(self: leader_module.Leader) -> None:
+        p = self.peer
+        while self.acks:
+            zxid = min(self.acks)
+            del self.acks[zxid]
+            payload = self.payloads.pop(zxid)
+            p.commit_to(zxid)
+            for sid, lk in self.learners.items():
+                if lk.phase in ("syncing", "synced") and not lk.observer:
+                    p.send(sid, leader_module.Commit(lk.link, zxid))
+                elif lk.phase in ("syncing", "synced"):
+                    p.send(sid, leader_module.Inform(lk.link, zxid, payload))
+
+    monkeypatch.setattr(leader_module.Leader, "_try_commit", commit_at_once)
+    monkeypatch.setattr(
+        leader_module.Leader, "propose", _propose_and_commit(leader_module.Leader.propose)
+    )
+    caught = []
+    for seed in range(SEEDS):
+        try:
+            Cluster(seed).run()
+        except (Violation, AssertionError) as e:
+            caught.append((seed, e))
+            break
+    assert caught, f"a leader that commits before a quorum logged went unnoticed in {SEEDS} seeds"
+
+
+def _propose_and_commit(propose):  # type: ignore[no-untyped-def]
+    def wrapped(self, payload):  # type: ignore[no-untyped-def]
+        zxid = propose(self, payload)
+        if zxid is not None:
+            self._try_commit()  # before anyone, even this server, logged it
+        return zxid
+
+    return wrapped

@@ -1,0 +1,137 @@
+"""The consensus core in isolation: vote order, sync plans, election and epochs."""
+
+from __future__ import annotations
+
+import random
+
+from pyzk.zab.election import ElectionTiming
+from pyzk.zab.history import Append, Epochs, History, Ready
+from pyzk.zab.messages import (
+    FollowerInfo,
+    LeaderInfo,
+    Notification,
+    State,
+    Vote,
+    decode,
+    encode,
+    make_zxid,
+)
+from pyzk.zab.peer import Durable, Peer, Timing
+from pyzk.zab.sync import plan_sync
+
+E1 = [(make_zxid(1, i), f"a{i}".encode()) for i in range(1, 6)]
+E2 = [(make_zxid(2, i), f"b{i}".encode()) for i in range(1, 4)]
+
+
+def test_votes_order_by_epoch_then_zxid_then_id() -> None:
+    assert Vote(2, 1, 1).beats(Vote(1, 99, 3))  # epoch first
+    assert Vote(1, 5, 1).beats(Vote(1, 4, 3))  # then zxid
+    assert Vote(1, 5, 3).beats(Vote(1, 5, 2))  # then id
+    assert not Vote(1, 5, 2).beats(Vote(1, 5, 2))
+
+
+def test_messages_round_trip_on_the_wire() -> None:
+    for msg in (
+        Notification(State.LEADING, 7, Vote(3, make_zxid(3, 9), 2), 4),
+        FollowerInfo(99, 3, make_zxid(3, 1), True),
+        LeaderInfo(5, 4),
+    ):
+        assert decode(encode(msg)) == msg
+
+
+def history(entries: list[tuple[int, bytes]], base: int = 0, window: int = 100) -> History:
+    return History(base, entries, window)
+
+
+def test_diff_when_the_learner_is_a_prefix() -> None:
+    h = history(E1 + E2)
+    plan = plan_sync(h, h.last, E1[2][0], h.last)
+    assert plan.kind == "diff" and plan.zxid == E1[2][0]
+    assert plan.entries == E1[3:] + E2
+
+
+def test_diff_is_empty_for_an_up_to_date_learner() -> None:
+    h = history(E1)
+    assert plan_sync(h, h.last, E1[-1][0], h.last).entries == []
+
+
+def test_trunc_when_the_learner_has_a_tail_we_never_had() -> None:
+    h = history(E1[:3] + E2)  # the leader never had a4, a5
+    plan = plan_sync(h, h.last, E1[4][0], h.last)
+    assert plan.kind == "trunc" and plan.zxid == E1[2][0]
+    assert plan.entries == E2
+
+
+def test_trunc_when_the_learner_is_ahead() -> None:
+    h = history(E1[:3])
+    plan = plan_sync(h, h.last, E1[4][0], h.last)
+    assert (plan.kind, plan.zxid, plan.entries) == ("trunc", E1[2][0], [])
+
+
+def test_snap_when_the_learner_is_older_than_our_memory() -> None:
+    h = history(E1 + E2, window=2)
+    h.trim(E2[1][0])  # only the last committed entries stay in memory
+    assert h.base == E1[-1][0]
+    plan = plan_sync(h, E2[1][0], E1[0][0], h.last)
+    assert plan.kind == "snap" and plan.zxid == E2[1][0]
+    assert plan.entries == E2[2:]
+
+
+TIMING = Timing(tick_ms=100, election=ElectionTiming(finalize_wait_ms=20, max_resend_ms=400))
+VOTERS = frozenset({1, 2, 3})
+
+
+def peer(sid: int, durable: Durable | None = None) -> Peer:
+    return Peer(sid, VOTERS, frozenset(), durable or Durable(), TIMING, random.Random(sid), 0)
+
+
+def test_a_looking_server_votes_for_itself_with_its_epoch_and_zxid() -> None:
+    p = peer(2, Durable(accepted_epoch=3, current_epoch=3, entries=E1))
+    r = p.ready()
+    sent = {to: m for to, m in r.messages}
+    assert set(sent) == {1, 3}
+    n = sent[1]
+    assert isinstance(n, Notification) and n.state == State.LOOKING
+    assert n.vote == Vote(3, E1[-1][0], 2)
+
+
+def test_a_better_vote_is_adopted_and_a_quorum_decides_after_the_wait() -> None:
+    p = peer(1)
+    p.ready()
+    better = Notification(State.LOOKING, 1, Vote(0, 0, 3), 0)
+    p.step(0, 3, better)
+    assert all(m.vote == Vote(0, 0, 3) for _, m in p.ready().messages)  # type: ignore[union-attr]
+    assert p.state == State.LOOKING  # quorum reached, but finalize wait first
+    p.tick(25)
+    assert p.state == State.FOLLOWING and p.leader_id == 3
+    r = p.ready()
+    ((to, hello),) = [(t, m) for t, m in r.messages if isinstance(m, FollowerInfo)]
+    assert to == 3 and hello.last_zxid == 0
+
+
+def test_a_follower_persists_a_new_epoch_before_acknowledging_it() -> None:
+    p = peer(1)
+    p.step(0, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    hello = next(m for _, m in p.ready().messages if isinstance(m, FollowerInfo))
+    p.step(30, 3, LeaderInfo(hello.link, 5))
+    r: Ready = p.ready()
+    assert r.ops == [Epochs(5, 0)]  # persisted ...
+    assert [type(m).__name__ for _, m in r.messages] == ["AckEpoch"]  # ... then sent
+    assert p.accepted_epoch == 5
+
+
+def test_a_leader_epoch_below_our_promise_is_refused() -> None:
+    p = peer(1, Durable(accepted_epoch=7, current_epoch=6))
+    p.step(0, 3, Notification(State.LOOKING, 1, Vote(9, 0, 3), 0))
+    p.tick(25)
+    hello = next(m for _, m in p.ready().messages if isinstance(m, FollowerInfo))
+    p.step(30, 3, LeaderInfo(hello.link, 6))
+    assert p.state == State.LOOKING
+
+
+def test_ready_appends_merge() -> None:
+    r = Ready()
+    r.add_append((1, b"x"))
+    r.add_append((2, b"y"))
+    assert r.ops == [Append([(1, b"x"), (2, b"y")])] and r.appended() == [1, 2]
