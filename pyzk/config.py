@@ -72,6 +72,11 @@ class Config:
     servers: dict[int, ServerSpec] = field(default_factory=dict)
     myid: int | None = None
     ignored: list[str] = field(default_factory=list)
+    # -D settings read from JVMFLAGS/SERVER_JVMFLAGS (zookeeper. prefix removed), and the
+    # flags among them that pyzk has no use for (heap sizes, log4j, unknown -D keys).
+    jvm_settings: dict[str, str] = field(default_factory=dict)
+    jvm_ignored: list[str] = field(default_factory=list)
+    source_text: str = ""  # the config file as read, for initial_configuration
 
     @property
     def log_dir(self) -> Path:
