@@ -66,6 +66,7 @@ class Config:
     admin_enable: bool = True
     admin_server_address: str = "0.0.0.0"
     admin_server_port: int = 8080
+    admin_command_url: str = "/commands"
     metrics_provider: str | None = None
     metrics_port: int = 7000
     metrics_host: str = "0.0.0.0"
@@ -146,6 +147,20 @@ def _words(key: str, v: str) -> frozenset[str]:
     return frozenset(words | {"srvr"})  # ZooKeeper always allows srvr
 
 
+PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+# ZooKeeper's default: metrics only through mntr and the AdminServer.
+DEFAULT_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+
+
+def _metrics_provider(key: str, v: str) -> str | None:
+    name = v.strip()
+    if name == PROMETHEUS_PROVIDER:
+        return name
+    if name in (DEFAULT_PROVIDER, ""):
+        return None
+    raise ConfigError(f"{key}: {name!r} is not a provider pyzk has (use {PROMETHEUS_PROVIDER})")
+
+
 # zoo.cfg key -> (Config attribute, parser)
 _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "tickTime": ("tick_time", _int(1)),
@@ -175,7 +190,8 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "admin.enableServer": ("admin_enable", _bool),
     "admin.serverAddress": ("admin_server_address", _str),
     "admin.serverPort": ("admin_server_port", _port),
-    "metricsProvider.className": ("metrics_provider", _str),
+    "admin.commandURL": ("admin_command_url", _str),
+    "metricsProvider.className": ("metrics_provider", _metrics_provider),
     "metricsProvider.httpPort": ("metrics_port", _port),
     "metricsProvider.httpHost": ("metrics_host", _str),
 }
@@ -240,6 +256,10 @@ def jvm_settings(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     return settings, others
 
 
+# Keys ZooKeeper reads only from zoo.cfg, never from -D system properties.
+_FILE_ONLY = frozenset({"dataDir", "dataLogDir", "clientPort", "clientPortAddress"})
+
+
 def apply_setting(cfg: Config, key: str, value: str) -> None:
     if key.startswith("server."):
         spec = parse_server(key, value)
@@ -264,19 +284,28 @@ def load(
     """Build and validate the Config; see the module docstring for precedence."""
     env = os.environ if env is None else env
     cfg = Config()
-    jvm, _ = jvm_settings(env)
+    jvm, others = jvm_settings(env)
+    cfg.jvm_settings = jvm
+    cfg.jvm_ignored = others
     for key, value in jvm.items():
-        if key in _KEYS and key not in ("dataDir", "clientPort"):
+        if key in _KEYS and key not in _FILE_ONLY:
             apply_setting(cfg, key, value)
+        else:
+            cfg.jvm_ignored.append(f"-D{key}")
+    set_keys: set[str] = set()
     if path is not None:
         try:
-            text = path.read_text()
+            cfg.source_text = path.read_text()
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-        for key, value in read_properties(text):
+        for key, value in read_properties(cfg.source_text):
             apply_setting(cfg, key, value)
+            set_keys.add(key)
     for key, value in (overrides or {}).items():
         apply_setting(cfg, key, value)
+        set_keys.add(key)
+    if path is not None and "dataDir" not in set_keys:
+        raise ConfigError(f"dataDir is not set in {path}")
     cfg.myid = _resolve_myid(cfg, myid, env)
     _validate(cfg)
     return cfg

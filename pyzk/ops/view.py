@@ -10,7 +10,7 @@ formatting code never touches them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pyzk.config import Config
 from pyzk.ops.stats import ConnectionStats, ServerMetrics, ServerStats
@@ -87,6 +87,18 @@ class ServerView(Protocol):
 
     def role_gauges(self) -> dict[str, int]:
         """Gauges of a quorum role (quorum_size, learners, ...); empty when standalone."""
+        ...
+
+    def voting_view(self) -> dict[str, Any]:
+        """sid -> its server addresses (the AdminServer's voting_view); empty standalone."""
+        ...
+
+    def leader_info(self) -> dict[str, Any]:
+        """is_leader, leader_id, leader_ip of a quorum member."""
+        ...
+
+    def zab_state(self) -> dict[str, Any]:
+        """myid, addresses, voting, last_zxid, zab_epoch ... of a quorum member."""
         ...
 
     def last_snapshot(self) -> tuple[int, int] | None:

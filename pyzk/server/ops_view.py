@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyzk.config import Config
 from pyzk.ops import ZK_VERSION
@@ -160,8 +160,17 @@ class ServerOpsView:
     def role_gauges(self) -> dict[str, int]:
         return {}
 
+    def voting_view(self) -> dict[str, Any]:
+        return {}
+
+    def leader_info(self) -> dict[str, Any]:
+        return {"error": "server is not initialized"}
+
+    def zab_state(self) -> dict[str, Any]:
+        return {"voting": False, "zabstate": ""}
+
     def last_snapshot(self) -> tuple[int, int] | None:
-        return None
+        return None  # no snapshots until the durability work lands
 
 
 def _tree_size(root: Path) -> int:
