@@ -102,7 +102,11 @@ def prometheus_families(view: ServerView) -> list[Family]:
             if s.percentiles
             else names.PROMETHEUS_QUANTILES_BASIC
         )
-        samples: list[Sample] = [(name, {"quantile": str(q)}, s.quantile(q)) for q in quantiles]
+        # An empty window has no quantiles: NaN, as simpleclient reports them.
+        samples: list[Sample] = [
+            (name, {"quantile": str(q)}, s.quantile(q) if s.recent else float("nan"))
+            for q in quantiles
+        ]
         samples += [(f"{name}_count", {}, float(s.count)), (f"{name}_sum", {}, float(s.total))]
         out.append((name, "summary", samples))
     return out

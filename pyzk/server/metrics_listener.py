@@ -16,7 +16,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from pyzk.ops.metrics import Family, prometheus_families
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+# The text format ZooKeeper's servlet answers with (what every Prometheus scrapes).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def exposition(families: list[Family]) -> str:
@@ -76,4 +77,4 @@ class MetricsListener:
     async def _metrics(self, request: web.Request) -> web.Response:
         text = exposition(prometheus_families(self.view))
         body = text.encode() + generate_latest(self._process)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
