@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
+
+
+def describe(e: OSError) -> str:
+    """The OS's words for a bind error (uvloop's own messages repeat the address)."""
+    return os.strerror(e.errno) if e.errno else str(e)
 
 
 async def start_site(
@@ -19,7 +26,7 @@ async def start_site(
         await site.start()
     except OSError as e:
         await runner.cleanup()
-        raise OSError(e.errno, f"{key} {host}:{port}: {e.strerror or e}") from None
+        raise OSError(e.errno, f"{key} {host}:{port}: {describe(e)}") from None
     for addr in runner.addresses:
         if isinstance(addr, tuple) and len(addr) >= 2:
             port = int(addr[1])

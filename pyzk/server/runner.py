@@ -20,6 +20,7 @@ from typing import Protocol
 from pyzk import __version__
 from pyzk.config import PROMETHEUS_PROVIDER, Config
 from pyzk.server.admin_listener import AdminListener
+from pyzk.server.http import describe
 from pyzk.server.metrics_listener import MetricsListener
 from pyzk.server.node import Server
 
@@ -41,7 +42,7 @@ async def serve(cfg: Config) -> int:
         await server.start()
     except OSError as e:
         where = f"{cfg.client_port_address}:{cfg.client_port}"
-        raise OSError(e.errno, f"clientPort {where}: {e.strerror or e}") from None
+        raise OSError(e.errno, f"clientPort {where}: {describe(e)}") from None
     listeners: list[_Listener] = []
     try:
         await _start_http(cfg, server, listeners)
