@@ -65,6 +65,10 @@ _UNTIMED = frozenset({OpCode.auth, OpCode.sasl})
 REOPEN_SESSION = -1000
 _HANDSHAKES = frozenset({OpCode.createSession, REOPEN_SESSION})
 
+# NIOServerCnxn's SendBufferWriter sends a four-letter word's answer whenever more than
+# 2048 characters are buffered: each send counts as one packet.
+FOUR_LETTER_CHUNK = 2048
+
 _REPLY_HEADER = struct.Struct(">iqi")  # xid, zxid, err (after the 4-byte frame length)
 
 
@@ -192,7 +196,7 @@ class ConnectionStats:
 
     def __init__(self, established_ms: int) -> None:
         self.established_ms = established_ms  # wall clock, as ``est=``
-        self.four_letter = False  # a four-letter-word connection: its output is no packet
+        self.four_letter = False  # a four-letter-word connection: its output is untimed
         # (xid, opcode, monotonic ms when read) of requests not answered yet.
         self.pending: deque[tuple[int, int, int]] = deque()
         self.reset()
@@ -287,10 +291,15 @@ def account_frames(
     Each frame is one packet sent. A reply (ReplyHeader with the xid of a pending
     request) also records that request's latency; a notification (xid -1) counts its
     bytes as ``watch_bytes``; the connect response that ends a handshake is matched to
-    the pending handshake (op createSession, or :data:`REOPEN_SESSION`). Output of a
-    four-letter word is no packet at all.
+    the pending handshake (op createSession, or :data:`REOPEN_SESSION`). The answer to
+    a four-letter word counts as packets too, but times nothing.
     """
     if conn.four_letter:
+        # ZooKeeper writes a word's answer in chunks of about 2 KiB, a packet each.
+        size = sum(len(f) for f in frames)
+        chunks = -(-size // FOUR_LETTER_CHUNK)
+        conn.packets_sent += chunks
+        server.packets_sent += chunks
         return
     for frame in frames:
         conn.packets_sent += 1
