@@ -30,7 +30,10 @@ def _server_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pyzk",
         description="A ZooKeeper-compatible server. Subcommand: 'pyzk status' asks a "
-        "running server for its mode.",
+        "running server for its mode (see 'pyzk status --help').",
+        epilog="Settings, later wins: defaults, -D flags in JVMFLAGS/SERVER_JVMFLAGS, the "
+        "zoo.cfg file, these options. Exit status: 0 after SIGTERM/SIGINT, 2 for an invalid "
+        "configuration or a port that cannot be bound.",
     )
     p.add_argument("--config", type=Path, help="a zoo.cfg file")
     p.add_argument("--myid", type=int, help="this server's id (else $MYID, else dataDir/myid)")
