@@ -248,6 +248,9 @@ class ConnectionStats:
     def match_reply(self, xid: int) -> tuple[int, int] | None:
         """The (opcode, start ms) of the pending request this reply answers, if any."""
         pending = self.pending
+        if pending and pending[0][0] == xid:  # the usual case: replies leave in order
+            _, op, start = pending.popleft()
+            return op, start
         if not any(p[0] == xid for p in pending):
             return None
         while pending:

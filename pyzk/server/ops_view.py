@@ -115,7 +115,7 @@ class ServerOpsView:
         rss, total, available = _memory_mb()
         return [
             ("zookeeper.version", ZK_VERSION),
-            ("host.name", socket.getfqdn()),
+            ("host.name", socket.gethostname()),  # no DNS lookup on the event loop
             ("java.version", platform.python_version()),
             ("java.vendor", platform.python_implementation()),
             ("java.home", sys.prefix),
