@@ -94,19 +94,27 @@ class Summary:
 
     __slots__ = ("count", "max", "min", "percentiles", "recent", "total")
 
-    def __init__(self, percentiles: bool = False) -> None:
+    def __init__(self, percentiles: bool = False, window: int = PERCENTILE_WINDOW) -> None:
         self.percentiles = percentiles  # ZooKeeper's DetailLevel.ADVANCED
-        self.recent: deque[int] = deque(maxlen=PERCENTILE_WINDOW)
+        self.recent: deque[int] = deque(maxlen=window)
         self.count = self.total = self.min = self.max = 0
 
     def add(self, value: int) -> None:
-        if self.count == 0 or value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        self.count += 1
-        self.total += value
-        self.recent.append(value)
+        self.add_many((value,))
+
+    def add_many(self, values: list[int] | tuple[int, ...]) -> None:
+        """Observe a batch at once (one flush's latencies): builtins do the loop."""
+        if not values:
+            return
+        low, high = min(values), max(values)
+        if self.count == 0 or low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
+        self.count += len(values)
+        self.total += sum(values)
+        if self.recent.maxlen:
+            self.recent.extend(values)
 
     @property
     def avg(self) -> float:
@@ -131,7 +139,7 @@ class ServerStats:
 
     packets_received: int = 0
     packets_sent: int = 0
-    latency: Summary = field(default_factory=Summary)
+    latency: Summary = field(default_factory=lambda: Summary(window=0))  # no percentiles
     # Size of replies to clients (ReplyHeader + body), -1 until the first one.
     last_response_size: int = -1
     min_response_size: int = -1
@@ -154,12 +162,16 @@ class ServerStats:
     def record_latency(self, ms: int) -> None:
         self.latency.add(ms)
 
-    def record_response_size(self, size: int) -> None:
-        self.last_response_size = size
-        if self.min_response_size < 0 or size < self.min_response_size:
-            self.min_response_size = size
-        if size > self.max_response_size:
-            self.max_response_size = size
+    def record_response_sizes(self, sizes: list[int]) -> None:
+        """Sizes of the replies just sent (ReplyHeader + body), in order."""
+        if not sizes:
+            return
+        self.last_response_size = sizes[-1]
+        low, high = min(sizes), max(sizes)
+        if self.min_response_size < 0 or low < self.min_response_size:
+            self.min_response_size = low
+        if high > self.max_response_size:
+            self.max_response_size = high
 
     def reset(self) -> None:
         """``srst``: latency, packet counters and reply sizes back to zero."""
@@ -229,21 +241,22 @@ class ConnectionStats:
     def request_read(self, xid: int, op: int, now_ms: int) -> None:
         self.pending.append((xid, op, now_ms))
 
-    def answered(self, op: int, cxid: int, zxid: int, now_ms: int, start_ms: int) -> int:
-        """Record one answered request; returns its latency in ms."""
-        elapsed = max(0, now_ms - start_ms)
-        if cxid >= 0:  # special xids (pings, setWatches) do not hide the last real one
+    def answered(
+        self, op: int, cxid: int, zxid: int, last_ms: int, now_ms: int, latencies: list[int]
+    ) -> None:
+        """Requests answered in one flush; the last was ``op``, taking ``last_ms``."""
+        if cxid >= 0:  # -1: only special xids (pings, setWatches) in this batch
             self.last_cxid = cxid
         self.last_zxid = zxid
         self.last_op = LAST_OP.get(op, "NA")
         self.last_response_ms = now_ms
-        self.last_latency = elapsed
-        if self.min_latency < 0 or elapsed < self.min_latency:
-            self.min_latency = elapsed
-        self.max_latency = max(self.max_latency, elapsed)
-        self.total_latency += elapsed
-        self.avg_base += 1
-        return elapsed
+        self.last_latency = last_ms
+        low = min(latencies)
+        if self.min_latency < 0 or low < self.min_latency:
+            self.min_latency = low
+        self.max_latency = max(self.max_latency, max(latencies))
+        self.total_latency += sum(latencies)
+        self.avg_base += len(latencies)
 
     def match_reply(self, xid: int) -> tuple[int, int] | None:
         """The (opcode, start ms) of the pending request this reply answers, if any."""
@@ -304,38 +317,47 @@ def account_frames(
         conn.packets_sent += chunks
         server.packets_sent += chunks
         return
+    conn.packets_sent += len(frames)
+    server.packets_sent += len(frames)
+    counters = metrics.counters
+    counters["response_bytes"] += sum(map(len, frames))
+    pending, unpack = conn.pending, _REPLY_HEADER.unpack_from
+    reads: list[int] = []
+    writes: list[int] = []
+    sizes: list[int] = []
+    last: tuple[int, int, int] | None = None  # (op, zxid, ms) of the last answer
+    last_cxid = -1  # of the last answer with a real (non-negative) xid
     for frame in frames:
-        conn.packets_sent += 1
-        server.packets_sent += 1
-        metrics.counters["response_bytes"] += len(frame)
-        if conn.pending and conn.pending[0][1] in _HANDSHAKES:
-            _, op, start = conn.pending.popleft()
+        if pending and pending[0][1] in _HANDSHAKES:
+            _, op, start = pending.popleft()
             if op == OpCode.createSession:
-                _record(conn, server, metrics, op, 0, last_zxid, now_ms, start)
+                writes.append(now_ms - start)
+                last, last_cxid = (op, last_zxid, now_ms - start), 0
             continue
         if len(frame) < 20:
             continue
-        xid, zxid, _err = _REPLY_HEADER.unpack_from(frame, 4)
-        server.record_response_size(len(frame) - 4)
+        xid, zxid, _err = unpack(frame, 4)
+        sizes.append(len(frame) - 4)
         if xid == Xid.NOTIFICATION:
-            metrics.counters["watch_bytes"] += len(frame)
+            counters["watch_bytes"] += len(frame)
             continue
-        matched = conn.match_reply(xid)
-        if matched is not None and matched[0] not in _UNTIMED:
-            _record(conn, server, metrics, matched[0], xid, zxid, now_ms, matched[1])
-
-
-def _record(
-    conn: ConnectionStats,
-    server: ServerStats,
-    metrics: ServerMetrics,
-    op: int,
-    cxid: int,
-    zxid: int,
-    now_ms: int,
-    start_ms: int,
-) -> None:
-    elapsed = conn.answered(op, cxid, zxid, now_ms, start_ms)
-    server.record_latency(elapsed)
-    kind = "updatelatency" if op in WRITE_OPS or op < 0 else "readlatency"
-    metrics.summaries[kind].add(elapsed)
+        if pending and pending[0][0] == xid:  # the usual case: replies leave in order
+            _, op, start = pending.popleft()
+        else:
+            matched = conn.match_reply(xid)
+            if matched is None:
+                continue
+            op, start = matched
+        if op in _UNTIMED:
+            continue
+        elapsed = now_ms - start
+        (writes if op in WRITE_OPS or op < 0 else reads).append(elapsed)
+        last = (op, zxid, elapsed)
+        if xid >= 0:
+            last_cxid = xid
+    server.record_response_sizes(sizes)
+    if last is not None:
+        conn.answered(last[0], last_cxid, last[1], last[2], now_ms, reads + writes)
+        server.latency.add_many(reads + writes)
+        metrics.summaries["readlatency"].add_many(reads)
+        metrics.summaries["updatelatency"].add_many(writes)
