@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from tests.servers import ServerProcess, free_port, pyzk_server
+from tests.servers import ServerProcess, four_letter, free_port, pyzk_server
 from tests.unit.test_config import SEED_ZOO_CFG
 
 PYZK = [sys.executable, "-m", "pyzk"]
@@ -181,3 +181,21 @@ def test_signal_stops_cleanly_with_a_client_connected(tmp_path: Path, sig: signa
         zk.stop()
         zk.close()
         srv.kill()
+
+
+def test_status_reads_both_servers_alike(server: ServerProcess) -> None:
+    result = run(["status", "--port", str(server.port)])
+    assert (result.returncode, result.stdout) == (0, "Mode: standalone\n")
+
+
+def test_whitelist_from_jvmflags(tmp_path: Path) -> None:
+    srv = pyzk_server(tmp_path, extra={"4lw.commands.whitelist": None})
+    srv.env = {"SERVER_JVMFLAGS": "-Xms1G -Dzookeeper.4lw.commands.whitelist=ruok,conf"}
+    srv.start()
+    try:
+        assert four_letter(srv.port, "ruok") == "imok"
+        assert four_letter(srv.port, "conf").startswith("clientPort=")
+        assert four_letter(srv.port, "stat").endswith("not in the whitelist.\n")
+        assert "JVM flags not used by pyzk, ignored: -Xms1G" in srv.log_tail()
+    finally:
+        srv.stop()
