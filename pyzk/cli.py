@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from pyzk import __version__
-from pyzk.config import Config, ConfigError, load
+from pyzk.config import Config, ConfigError, load, read_properties
 from pyzk.server.runner import serve
 
 log = logging.getLogger("pyzk")
@@ -183,14 +183,16 @@ def status(argv: list[str]) -> int:
     args = p.parse_args(argv)
     host, port = args.host or "127.0.0.1", args.port or 2181
     if args.config is not None:
-        try:
-            cfg = load(args.config, {"dataDir": "."})
-        except ConfigError as e:
-            print(f"pyzk status: invalid configuration: {e}", file=sys.stderr)
+        try:  # only the client port and address: no myid or ensemble checks for a probe
+            props = dict(read_properties(args.config.read_text()))
+            cfg_port = int(props.get("clientPort", "2181"))
+        except (ConfigError, OSError, ValueError) as e:
+            print(f"pyzk status: cannot read {args.config}: {e}", file=sys.stderr)
             return EXIT_CONFIG
-        if args.host is None and cfg.client_port_address not in ("0.0.0.0", "::", ""):
-            host = cfg.client_port_address
-        port = args.port or cfg.client_port
+        address = props.get("clientPortAddress", "").strip()
+        if args.host is None and address not in ("0.0.0.0", "::", ""):
+            host = address
+        port = args.port or cfg_port
     try:
         with socket.create_connection((host, port), timeout=args.timeout) as s:
             s.sendall(b"srvr")

@@ -247,7 +247,11 @@ def jvm_settings(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     settings: dict[str, str] = {}
     others: list[str] = []
     for var in ("JVMFLAGS", "SERVER_JVMFLAGS"):  # later wins, as zkServer.sh orders them
-        for tok in shlex.split(env.get(var, "")):
+        try:
+            tokens = shlex.split(env.get(var, ""))
+        except ValueError as e:
+            raise ConfigError(f"{var}: {e}") from None
+        for tok in tokens:
             if tok.startswith("-D") and "=" in tok:
                 k, v = tok[2:].split("=", 1)
                 settings[k.removeprefix("zookeeper.")] = v

@@ -96,6 +96,14 @@ def test_status_reports_the_mode_of_a_server_started_from_the_seed_config(
     assert (result.returncode, result.stdout) == (0, "Mode: standalone\n")
 
 
+def test_status_takes_the_port_from_the_seeds_ensemble_config(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    cfg = seed_config(tmp_path, servers=3, port=server.port)  # no MYID: a probe needs none
+    result = run(["status", "--config", str(cfg)])
+    assert (result.returncode, result.stdout) == (0, "Mode: standalone\n")
+
+
 def test_status_fails_when_nothing_listens() -> None:
     result = run(["status", "--port", str(free_port()), "--timeout", "2"])
     assert result.returncode == 1 and result.stdout == ""

@@ -103,6 +103,7 @@ def test_jvm_only_and_unknown_keys_are_ignored_not_fatal(tmp_path: Path) -> None
         ("dataDir=d\nclientPort=http\n", {}, "clientPort: 'http' is not a number"),
         ("dataDir=d\nclientPort=70000\n", {}, "clientPort: 70000 is not a TCP port"),
         ("dataDir=d\n", {"MYID": "one"}, "MYID: 'one' is not a number"),
+        ("dataDir=d\n", {"JVMFLAGS": "-Dx='unclosed"}, "JVMFLAGS: No closing quotation"),
         ("dataDir=d\nadmin.enableServer=maybe\n", {}, "admin.enableServer: 'maybe'"),
         ("dataDir=d\nmetricsProvider.className=com.x.Y\n", {}, "metricsProvider.className"),
         ("dataDir=d\nminSessionTimeout=9000\nmaxSessionTimeout=5000\n", {}, "minSessionTimeout"),
