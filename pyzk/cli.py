@@ -18,7 +18,6 @@ from pathlib import Path
 
 from pyzk import __version__
 from pyzk.config import Config, ConfigError, load, read_properties
-from pyzk.server.runner import serve
 
 log = logging.getLogger("pyzk")
 
@@ -113,6 +112,9 @@ def run_server(argv: list[str]) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
         pass
+    # Imported here so that `pyzk status`, a probe run often, loads no server code.
+    from pyzk.server.runner import serve
+
     try:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         return asyncio.run(serve(cfg))
