@@ -13,28 +13,29 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
 
 from pyzk import __version__
-from pyzk.config import Config, ConfigError, load
+from pyzk.config import Config, ConfigError, load, read_properties
 from pyzk.storage.wal import LogCorruptError
 
 log = logging.getLogger("pyzk")
 
 EXIT_CONFIG = 2
 EXIT_CORRUPT = 3
-# How long a graceful shutdown may take before we stop waiting.
-SHUTDOWN_GRACE_S = 10.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def _server_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pyzk",
         description="A ZooKeeper-compatible server. Subcommand: 'pyzk status' asks a "
-        "running server for its mode.",
+        "running server for its mode (see 'pyzk status --help').",
+        epilog="Settings, later wins: defaults, -D flags in JVMFLAGS/SERVER_JVMFLAGS, the "
+        "zoo.cfg file, these options. Exit status: 0 after SIGTERM/SIGINT, 2 for an invalid "
+        "configuration or a port that cannot be bound.",
     )
     p.add_argument("--config", type=Path, help="a zoo.cfg file")
     p.add_argument("--myid", type=int, help="this server's id (else $MYID, else dataDir/myid)")
@@ -50,8 +51,14 @@ def _server_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any zoo.cfg key, e.g. --set 4lw.commands.whitelist=*",
     )
-    p.add_argument("--log-level", default=os.environ.get("PYZK_LOG_LEVEL", "INFO"))
-    p.add_argument("--log-file", type=Path, help="also log to this file")
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=os.environ.get("PYZK_LOG_LEVEL", "INFO").upper(),
+        help="INFO (default) logs events, never single requests; DEBUG more",
+    )
+    p.add_argument("--log-file", type=Path, help="also log to this file (appended)")
     p.add_argument("--version", action="version", version=f"pyzk {__version__}")
     return p
 
@@ -91,27 +98,74 @@ def run_server(argv: list[str]) -> int:
     args = _server_parser().parse_args(argv)
     try:
         cfg = load(args.config, _overrides(args), myid=args.myid)
+        refuse_ensemble(cfg)
     except ConfigError as e:
         print(f"pyzk: invalid configuration: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    _setup_logging(args.log_level, args.log_file)
+    try:
+        _setup_logging(args.log_level, args.log_file)
+    except (ValueError, OSError) as e:
+        print(f"pyzk: cannot set up logging: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     _tag_logs(cfg.myid)
-    for key in dict.fromkeys(cfg.ignored):
-        log.info("config key %s is not used by pyzk; ignored", key)
+    _log_config(cfg)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
         pass
+    # Imported here so that `pyzk status`, a probe run often, loads no server code.
+    from pyzk.server.runner import serve
+
     try:
-        return asyncio.run(_serve(cfg))
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(serve(cfg))
     except LogCorruptError as e:
         log.critical("transaction log is corrupt, refusing to start: %s", e)
         return EXIT_CORRUPT
     except OSError as e:
         print(f"pyzk: cannot start: {e.strerror or e}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+# The one place that knows pyzk cannot run an ensemble yet: delete it when it can.
+ENSEMBLE_NOT_AVAILABLE = (
+    "server.{ids}: ensemble mode is not available yet; run one server "
+    "(no server.N lines, or one with standaloneEnabled=true)"
+)
+
+
+def refuse_ensemble(cfg: Config) -> None:
+    if not cfg.standalone:
+        ids = ",".join(str(sid) for sid in sorted(cfg.servers))
+        raise ConfigError(ENSEMBLE_NOT_AVAILABLE.format(ids=ids))
+
+
+def _log_config(cfg: Config) -> None:
+    """One line for the settings that matter, one for what was ignored."""
+    log.info(
+        "config: clientPort=%s:%d dataDir=%s dataLogDir=%s tickTime=%d maxClientCnxns=%d "
+        "sessionTimeout=%d..%dms 4lw=%s admin=%s metrics=%s",
+        cfg.client_port_address,
+        cfg.client_port,
+        cfg.data_dir,
+        cfg.log_dir,
+        cfg.tick_time,
+        cfg.max_client_cnxns,
+        cfg.min_timeout_ms,
+        cfg.max_timeout_ms,
+        ",".join(sorted(cfg.fourlw_whitelist)),
+        f"{cfg.admin_server_address}:{cfg.admin_server_port}" if cfg.admin_enable else "off",
+        f"{cfg.metrics_host}:{cfg.metrics_port}" if cfg.metrics_provider else "off",
+    )
+    if cfg.ignored:
+        log.info("config keys not used by pyzk, ignored: %s", ", ".join(dict.fromkeys(cfg.ignored)))
+    if cfg.jvm_ignored:
+        log.info(
+            "JVM flags not used by pyzk, ignored: %s", " ".join(dict.fromkeys(cfg.jvm_ignored))
+        )
 
 
 def _tag_logs(myid: int | None) -> None:
@@ -125,39 +179,31 @@ def _tag_logs(myid: int | None) -> None:
     logging.setLogRecordFactory(factory)
 
 
-async def _serve(cfg: Config) -> int:
-    from pyzk.server.node import Server
-
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    cfg.log_dir.mkdir(parents=True, exist_ok=True)
-    server = Server(cfg)
-    await server.start()
-    log.info(
-        "pyzk %s serving clients on %s:%d (standalone)",
-        __version__,
-        cfg.client_port_address,
-        server.client_port,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("shutting down")
-    await asyncio.wait_for(server.stop(), SHUTDOWN_GRACE_S)
-    return 0
-
-
 def status(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="pyzk status", description="Print the Mode line of a running server."
+        prog="pyzk status",
+        description="Print the Mode line of a running server (as zkServer.sh status); "
+        "exit status 1 when it cannot be reached.",
     )
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=2181)
+    p.add_argument("--config", type=Path, help="take the client port and address from zoo.cfg")
+    p.add_argument("--host", help="default: clientPortAddress, else 127.0.0.1")
+    p.add_argument("--port", type=int, help="default: clientPort, else 2181")
     p.add_argument("--timeout", type=float, default=5.0)
     args = p.parse_args(argv)
+    host, port = args.host or "127.0.0.1", args.port or 2181
+    if args.config is not None:
+        try:  # only the client port and address: no myid or ensemble checks for a probe
+            props = dict(read_properties(args.config.read_text()))
+            cfg_port = int(props.get("clientPort", "2181"))
+        except (ConfigError, OSError, ValueError) as e:
+            print(f"pyzk status: cannot read {args.config}: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        address = props.get("clientPortAddress", "").strip()
+        if args.host is None and address not in ("0.0.0.0", "::", ""):
+            host = address
+        port = args.port or cfg_port
     try:
-        with socket.create_connection((args.host, args.port), timeout=args.timeout) as s:
+        with socket.create_connection((host, port), timeout=args.timeout) as s:
             s.sendall(b"srvr")
             chunks = []
             while chunk := s.recv(4096):

@@ -66,12 +66,18 @@ class Config:
     admin_enable: bool = True
     admin_server_address: str = "0.0.0.0"
     admin_server_port: int = 8080
+    admin_command_url: str = "/commands"
     metrics_provider: str | None = None
     metrics_port: int = 7000
     metrics_host: str = "0.0.0.0"
     servers: dict[int, ServerSpec] = field(default_factory=dict)
     myid: int | None = None
     ignored: list[str] = field(default_factory=list)
+    # -D settings read from JVMFLAGS/SERVER_JVMFLAGS (zookeeper. prefix removed), and the
+    # flags among them that pyzk has no use for (heap sizes, log4j, unknown -D keys).
+    jvm_settings: dict[str, str] = field(default_factory=dict)
+    jvm_ignored: list[str] = field(default_factory=list)
+    source_text: str = ""  # the config file as read, for initial_configuration
 
     @property
     def log_dir(self) -> Path:
@@ -141,6 +147,20 @@ def _words(key: str, v: str) -> frozenset[str]:
     return frozenset(words | {"srvr"})  # ZooKeeper always allows srvr
 
 
+PROMETHEUS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+# ZooKeeper's default: metrics only through mntr and the AdminServer.
+DEFAULT_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+
+
+def _metrics_provider(key: str, v: str) -> str | None:
+    name = v.strip()
+    if name == PROMETHEUS_PROVIDER:
+        return name
+    if name in (DEFAULT_PROVIDER, ""):
+        return None
+    raise ConfigError(f"{key}: {name!r} is not a provider pyzk has (use {PROMETHEUS_PROVIDER})")
+
+
 # zoo.cfg key -> (Config attribute, parser)
 _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "tickTime": ("tick_time", _int(1)),
@@ -170,7 +190,8 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "admin.enableServer": ("admin_enable", _bool),
     "admin.serverAddress": ("admin_server_address", _str),
     "admin.serverPort": ("admin_server_port", _port),
-    "metricsProvider.className": ("metrics_provider", _str),
+    "admin.commandURL": ("admin_command_url", _str),
+    "metricsProvider.className": ("metrics_provider", _metrics_provider),
     "metricsProvider.httpPort": ("metrics_port", _port),
     "metricsProvider.httpHost": ("metrics_host", _str),
 }
@@ -226,13 +247,21 @@ def jvm_settings(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     settings: dict[str, str] = {}
     others: list[str] = []
     for var in ("JVMFLAGS", "SERVER_JVMFLAGS"):  # later wins, as zkServer.sh orders them
-        for tok in shlex.split(env.get(var, "")):
+        try:
+            tokens = shlex.split(env.get(var, ""))
+        except ValueError as e:
+            raise ConfigError(f"{var}: {e}") from None
+        for tok in tokens:
             if tok.startswith("-D") and "=" in tok:
                 k, v = tok[2:].split("=", 1)
                 settings[k.removeprefix("zookeeper.")] = v
             else:
                 others.append(tok)
     return settings, others
+
+
+# Keys ZooKeeper reads only from zoo.cfg, never from -D system properties.
+_FILE_ONLY = frozenset({"dataDir", "dataLogDir", "clientPort", "clientPortAddress"})
 
 
 def apply_setting(cfg: Config, key: str, value: str) -> None:
@@ -259,19 +288,28 @@ def load(
     """Build and validate the Config; see the module docstring for precedence."""
     env = os.environ if env is None else env
     cfg = Config()
-    jvm, _ = jvm_settings(env)
+    jvm, others = jvm_settings(env)
+    cfg.jvm_settings = jvm
+    cfg.jvm_ignored = others
     for key, value in jvm.items():
-        if key in _KEYS and key not in ("dataDir", "clientPort"):
+        if key in _KEYS and key not in _FILE_ONLY:
             apply_setting(cfg, key, value)
+        else:
+            cfg.jvm_ignored.append(f"-D{key}")
+    set_keys: set[str] = set()
     if path is not None:
         try:
-            text = path.read_text()
+            cfg.source_text = path.read_text()
         except OSError as e:
             raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-        for key, value in read_properties(text):
+        for key, value in read_properties(cfg.source_text):
             apply_setting(cfg, key, value)
+            set_keys.add(key)
     for key, value in (overrides or {}).items():
         apply_setting(cfg, key, value)
+        set_keys.add(key)
+    if path is not None and "dataDir" not in set_keys:
+        raise ConfigError(f"dataDir is not set in {path}")
     cfg.myid = _resolve_myid(cfg, myid, env)
     _validate(cfg)
     return cfg

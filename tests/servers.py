@@ -17,6 +17,7 @@ from pathlib import Path
 
 ZK_JAR = Path("/usr/share/java/zookeeper.jar")
 ZK_CONF = Path("/etc/zookeeper/conf")
+SERVLET_API = Path("/usr/share/java/servlet-api.jar")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -108,10 +109,12 @@ class ServerProcess:
 def pyzk_server(
     workdir: Path,
     port: int | None = None,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, str | None] | None = None,
     host: str = "127.0.0.1",
 ) -> ServerProcess:
+    """A pyzk process; ``extra`` settings override the defaults, None removes one."""
     port = port or free_port(host)
+    settings = _settings({"4lw.commands.whitelist": "*", "admin.enableServer": "false"}, extra)
     cmd = [
         sys.executable,
         "-m",
@@ -122,47 +125,53 @@ def pyzk_server(
         str(port),
         "--data-dir",
         str(workdir / "data"),
-        "--set",
-        "4lw.commands.whitelist=*",
     ]
-    for k, v in (extra or {}).items():
+    for k, v in settings.items():
         cmd += ["--set", f"{k}={v}"]
     return ServerProcess("pyzk", port, workdir, cmd, host=host)
+
+
+def _settings(defaults: dict[str, str], extra: dict[str, str | None] | None) -> dict[str, str]:
+    merged: dict[str, str | None] = {**defaults, **(extra or {})}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 def zookeeper_server(
     workdir: Path,
     port: int | None = None,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, str | None] | None = None,
     host: str = "127.0.0.1",
 ) -> ServerProcess:
+    """An Apache ZooKeeper process; ``extra`` as for :func:`pyzk_server`."""
     port = port or free_port(host)
-    settings = {
+    defaults = {
         "tickTime": "2000",
         "dataDir": str(workdir / "data"),
         "clientPort": str(port),
         "clientPortAddress": host,
         "admin.enableServer": "false",
         "4lw.commands.whitelist": "*",
-        **(extra or {}),
     }
+    settings = _settings(defaults, extra)
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     cfg = workdir / "zoo.cfg"
     cfg.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     cmd = [
         "java",
         "-Xmx512m",
-        "-Dzookeeper.admin.enableServer=false",
         f"-Dzookeeper.log.dir={workdir}",
         "-cp",
-        f"{ZK_CONF}:{ZK_JAR}",
+        # The AdminServer's servlets need the servlet API, which the jar's manifest omits.
+        f"{ZK_CONF}:{ZK_JAR}:{SERVLET_API}",
         "org.apache.zookeeper.server.quorum.QuorumPeerMain",
         str(cfg),
     ]
     return ServerProcess("zookeeper", port, workdir, cmd, host=host)
 
 
-def make_server(kind: str, workdir: Path, extra: dict[str, str] | None = None) -> ServerProcess:
+def make_server(
+    kind: str, workdir: Path, extra: dict[str, str | None] | None = None
+) -> ServerProcess:
     workdir.mkdir(parents=True, exist_ok=True)
     if kind == "pyzk":
         return pyzk_server(workdir, extra=extra)

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
-from pyzk.pipeline.connection import ClientConnection, ProtocolError
+from pyzk.jute.codes import OpCode
+from pyzk.ops.stats import REOPEN_SESSION, ConnectionStats, account_frames
+from pyzk.pipeline.connection import (
+    CONNECT,
+    FOUR_LETTER,
+    REQUEST,
+    ClientConnection,
+    Event,
+    ProtocolError,
+)
 
 if TYPE_CHECKING:
     from pyzk.server.node import Server
@@ -37,6 +47,8 @@ class ClientProtocol(asyncio.Protocol):
         self.conn: ClientConnection | None = None
         self._write_paused = False
         self._read_paused = False
+        self.stats = ConnectionStats(int(time.time() * 1000))  # for cons, stat, mntr
+        self.last_activity_ms = _now_ms()
 
     # --- asyncio callbacks ------------------------------------------------------------
 
@@ -55,12 +67,14 @@ class ClientProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
+        self.node.metrics.counters["bytes_received_count"] += len(data)
         try:
             events = conn.receive_data(data)
         except ProtocolError as e:
             log.warning("Closing connection to %s: %s", conn.peer, e)
             self._abort()
             return
+        self._count_received(events)
         self.node.handle_events(conn, events)
         self._update_reading()
 
@@ -84,11 +98,41 @@ class ClientProtocol(asyncio.Protocol):
         if conn is None or transport is None or transport.is_closing():
             return
         if conn.outbox:
+            now = _now_ms()
+            node = self.node
+            account_frames(
+                conn.outbox, self.stats, node.stats, node.metrics, now, node.tree.last_zxid
+            )
             transport.write(conn.take_output())
         if conn.closing:
             transport.close()
         else:
             self._update_reading()
+
+    def _count_received(self, events: list[Event]) -> None:
+        """Packets in, and the requests that now wait for a reply (ServerCnxn stats)."""
+        now = self.last_activity_ms = _now_ms()
+        stats = self.stats
+        stats.packets_received += len(events)
+        self.node.stats.packets_received += len(events)
+        for ev in events:
+            kind = ev[0]
+            if kind == REQUEST:
+                stats.request_read(ev[1], ev[2], now)
+            elif kind == CONNECT:
+                self.node.metrics.counters["connection_request_count"] += 1
+                op = OpCode.createSession if ev[1].sessionId == 0 else REOPEN_SESSION
+                stats.request_read(0, op, now)
+            elif kind == FOUR_LETTER:
+                stats.four_letter = True
+
+    def interest_ops(self) -> int:
+        """What Java NIO would be selecting for: 1 read, 4 write (shown by cons/stat)."""
+        transport = self.transport
+        if self.stats.four_letter or transport is None or transport.is_closing():
+            return 0
+        ops = 0 if self._read_paused else 1
+        return ops | (4 if transport.get_write_buffer_size() else 0)
 
     def _abort(self) -> None:
         if self.transport is not None:
@@ -105,3 +149,7 @@ class ClientProtocol(asyncio.Protocol):
         elif not want_pause and self._read_paused:
             transport.resume_reading()
             self._read_paused = False
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)

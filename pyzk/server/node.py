@@ -18,11 +18,12 @@ from typing import Any
 
 from pyzk.config import Config
 from pyzk.ops import fourletter
-from pyzk.ops.stats import ServerStats
+from pyzk.ops.stats import ServerMetrics, ServerStats
 from pyzk.pipeline.connection import CONNECT, FOUR_LETTER, REQUEST, ClientConnection, Event
 from pyzk.pipeline.processor import Processor, Settings
 from pyzk.server.client_listener import ClientProtocol
 from pyzk.server.log_stage import LogStage
+from pyzk.server.ops_view import ServerOpsView
 from pyzk.storage.recovery import recover
 from pyzk.storage.wal import TxnLog
 from pyzk.tree.txn import Txn
@@ -56,6 +57,8 @@ class Server:
             snap_retain=config.autopurge_snap_retain_count,
         )
         self.stats = ServerStats()
+        self.metrics = ServerMetrics()
+        self.ops = ServerOpsView(self)  # what four-letter words and the admin server read
         self.connections: dict[ClientConnection, None] = {}
         self.mode = "standalone"
         self.started_at = time.monotonic()
@@ -115,6 +118,7 @@ class Server:
             same = sum(1 for c in self.connections if c.peer.rsplit(":", 1)[0] == ip)
             if same >= limit:
                 log.warning("Too many connections from %s - max is %d", ip, limit)
+                self.metrics.counters["connection_rejected"] += 1
                 return False
         self.connections[conn] = None
         return True
@@ -126,7 +130,7 @@ class Server:
 
     def handle_events(self, conn: ClientConnection, events: list[Event]) -> None:
         self._clock()
-        proc, stats = self.proc, self.stats
+        proc = self.proc
         for ev in events:
             kind = ev[0]
             if kind == REQUEST:
@@ -135,11 +139,10 @@ class Server:
                 proc.connect(conn, ev[1])
             elif kind == FOUR_LETTER:
                 self._four_letter(conn, ev[1])
-        stats.packets_received += len(events)
         self._pump()
 
     def _four_letter(self, conn: ClientConnection, word: str) -> None:
-        conn.queue(fourletter.answer(self, word).encode())
+        conn.queue(fourletter.answer(self.ops, word).encode())
         conn.closing = True
         self.proc.dirty[conn] = None
 
@@ -153,7 +156,6 @@ class Server:
 
     def _flush(self) -> None:
         for conn in self.proc.take_dirty():
-            self.stats.packets_sent += len(conn.outbox)
             conn.handle.flush()
 
     def _durable(self, txns: list[Txn]) -> None:

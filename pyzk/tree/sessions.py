@@ -57,6 +57,10 @@ class SessionTracker:
                 expired.append(sid)
         return expired
 
+    def buckets(self) -> list[tuple[int, list[int]]]:
+        """(bucket time, its sessions) oldest first, empty buckets included (for ``dump``)."""
+        return sorted((t, sorted(sids)) for t, sids in self._buckets.items())
+
     def __contains__(self, session_id: int) -> bool:
         return session_id in self.timeouts
 
