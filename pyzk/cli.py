@@ -98,7 +98,6 @@ def run_server(argv: list[str]) -> int:
     args = _server_parser().parse_args(argv)
     try:
         cfg = load(args.config, _overrides(args), myid=args.myid)
-        refuse_ensemble(cfg)
     except ConfigError as e:
         print(f"pyzk: invalid configuration: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -128,19 +127,6 @@ def run_server(argv: list[str]) -> int:
     except OSError as e:
         print(f"pyzk: cannot start: {e.strerror or e}", file=sys.stderr)
         return EXIT_CONFIG
-
-
-# The one place that knows pyzk cannot run an ensemble yet: delete it when it can.
-ENSEMBLE_NOT_AVAILABLE = (
-    "server.{ids}: ensemble mode is not available yet; run one server "
-    "(no server.N lines, or one with standaloneEnabled=true)"
-)
-
-
-def refuse_ensemble(cfg: Config) -> None:
-    if not cfg.standalone:
-        ids = ",".join(str(sid) for sid in sorted(cfg.servers))
-        raise ConfigError(ENSEMBLE_NOT_AVAILABLE.format(ids=ids))
 
 
 def _log_config(cfg: Config) -> None:

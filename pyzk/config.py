@@ -311,6 +311,11 @@ def load(
     if path is not None and "dataDir" not in set_keys:
         raise ConfigError(f"dataDir is not set in {path}")
     cfg.myid = _resolve_myid(cfg, myid, env)
+    me = cfg.servers.get(cfg.myid) if cfg.myid is not None else None
+    if me is not None and me.client_port is not None:  # server.N=...;[address:]clientPort
+        cfg.client_port = me.client_port
+        if me.client_address:
+            cfg.client_port_address = me.client_address
     _validate(cfg)
     return cfg
 

@@ -58,6 +58,10 @@ class ServerProcess:
         return f"{self.host}:{self.port}"
 
     def start(self) -> None:
+        self.start_process()
+        self.wait_ready()
+
+    def start_process(self) -> None:
         log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(
             self.cmd,
@@ -67,7 +71,6 @@ class ServerProcess:
             env={**os.environ, **self.env},
             start_new_session=True,
         )
-        self.wait_ready()
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

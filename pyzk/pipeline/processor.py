@@ -162,8 +162,8 @@ class Processor:
             self.prep.applied(txn.zxid)
             for watcher, event, path in applied.fired:
                 self._send(watcher, notification(event, path))  # type: ignore[arg-type]
-            self._session_effects(txn)
-            origin = self._inflight.pop(txn.zxid, None)
+            origin = self._origin_of(txn)
+            self._session_effects(txn, origin)
             if origin is None or origin.conn is None:
                 continue
             conn = origin.conn
@@ -171,6 +171,10 @@ class Processor:
                 conn.held.popleft()  # this write's place in the session order
             self._answer_write(conn, origin, txn, applied.result)
             self._release_held(conn)
+
+    def _origin_of(self, txn: Txn) -> InFlight | None:
+        """Who is waiting for this txn here (and so must be answered)."""
+        return self._inflight.pop(txn.zxid, None)
 
     def abort(self, txns: list[Txn], err: int = Err.SYSTEMERROR) -> None:
         """The log refused these txns, and nothing prepared after them may be applied.
@@ -213,7 +217,7 @@ class Processor:
         if origin.op == _CLOSE_SESSION:
             self._close(conn)
 
-    def _session_effects(self, txn: Txn) -> None:
+    def _session_effects(self, txn: Txn, origin: InFlight | None) -> None:
         body = txn.body
         if isinstance(body, CreateSessionTxn):
             self.sessions.add(txn.session_id, body.timeout_ms, self.now_ms)
@@ -221,7 +225,6 @@ class Processor:
             self.sessions.remove(txn.session_id)
             self.prep.session_closed(txn.session_id)
             conn = self._conn_of.pop(txn.session_id, None)
-            origin = self._inflight.get(txn.zxid)
             if conn is not None and (origin is None or origin.conn is not conn):
                 self._close(conn)  # an expired session's connection is closed
 

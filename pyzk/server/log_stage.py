@@ -158,6 +158,9 @@ class LogStage:
             while (chunk := enc.next_chunk()) is not None:
                 await loop.run_in_executor(self._snapper, f.write, chunk)
             await loop.run_in_executor(self._snapper, f.write, enc.footer())
+            if view.aborted:  # the state was replaced meanwhile (a leader's SNAP or TRUNC)
+                await loop.run_in_executor(self._snapper, f.abort)
+                return None
             path = await loop.run_in_executor(self._snapper, f.finish)
         except OSError as e:
             log.error("snapshot at zxid 0x%x failed: %s", view.zxid, e)

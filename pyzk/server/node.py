@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 
 class Server:
+    processor_class: type[Processor] = Processor
+
     def __init__(self, config: Config) -> None:
         self.config = config
         recovered = recover(config.data_dir, config.log_dir)
@@ -42,7 +44,9 @@ class Server:
             max_session_timeout_ms=config.max_timeout_ms,
             extended_types=config.extended_types_enabled,
         )
-        self.proc = Processor(self.tree, settings, start_wall_ms=int(time.time() * 1000))
+        if config.myid is not None:
+            settings.server_id = config.myid & 0xFF  # the top byte of its session ids
+        self.proc = self.processor_class(self.tree, settings, start_wall_ms=int(time.time() * 1000))
         self.txn_log = TxnLog(
             config.log_dir, config.prealloc_size_kb * 1024, sync=config.force_sync
         )
@@ -83,6 +87,11 @@ class Server:
         self._schedule_tick()
         self._schedule_purge()
         log.info("binding to port %s:%d", cfg.client_port_address, self.client_port)
+
+    @property
+    def serving(self) -> bool:
+        """Answering clients? A standalone server always is."""
+        return True
 
     @property
     def client_port(self) -> int:

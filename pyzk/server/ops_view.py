@@ -67,7 +67,7 @@ class ServerOpsView:
 
     @property
     def serving(self) -> bool:
-        return True
+        return self.server.serving
 
     def connections(self) -> list[ConnInfo]:
         to_wall = wall_ms() - monotonic_ms()

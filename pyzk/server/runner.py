@@ -23,6 +23,7 @@ from pyzk.server.admin_listener import AdminListener
 from pyzk.server.http import describe
 from pyzk.server.metrics_listener import MetricsListener
 from pyzk.server.node import Server
+from pyzk.server.quorum import QuorumServer
 
 log = logging.getLogger("pyzk")
 
@@ -37,7 +38,7 @@ class _Listener(Protocol):
 
 async def serve(cfg: Config) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 1 if it had to be forced."""
-    server = Server(cfg)
+    server = Server(cfg) if cfg.standalone else QuorumServer(cfg)
     try:
         await server.start()
     except OSError as e:

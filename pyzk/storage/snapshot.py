@@ -147,6 +147,16 @@ def write_snapshot(tree: DataTree, data_dir: Path) -> Path:
         view.close()
 
 
+def encode_snapshot(tree: DataTree) -> bytes:
+    """The whole snapshot as bytes, now (SNAP sync). Synchronous: the tree cannot change."""
+    enc = SnapshotEncoder(SnapshotView(tree))
+    chunks = [enc.header()]
+    while (chunk := enc.next_chunk()) is not None:
+        chunks.append(chunk)
+    chunks.append(enc.footer())
+    return b"".join(chunks)
+
+
 @dataclass(slots=True)
 class Loaded:
     zxid: int

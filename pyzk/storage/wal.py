@@ -294,3 +294,50 @@ def truncate_tail(tail: LogTail) -> None:
         f.truncate(tail.offset)
         f.flush()
         os.fsync(f.fileno())
+
+
+def truncate_after(log_dir: Path, zxid: int) -> None:
+    """Drop every record after ``zxid`` from the log (ZAB's TRUNC), durably.
+
+    The caller has closed its writer. Files that start after ``zxid`` go; the file that
+    holds ``zxid`` is cut right after its record.
+    """
+    for first, path in log_files(log_dir):
+        if first > zxid:
+            path.unlink()
+            continue
+        cut = None
+        for item in read_file(path, is_last=True):
+            if isinstance(item, LogTail):
+                break
+            if item[0] > zxid:
+                cut = _offset_of(path, item[0])
+                break
+        if cut is not None:
+            with open(path, "r+b") as f:
+                f.truncate(cut)
+                f.flush()
+                os.fsync(f.fileno())
+    fsync_dir(log_dir)
+
+
+def _offset_of(path: Path, zxid: int) -> int:
+    data = path.read_bytes()
+    pos = HEADER.size
+    while pos + HEAD <= len(data):
+        length, _, z = RECORD.unpack_from(data, pos)
+        if z == zxid:
+            return pos
+        pos += HEAD + length
+    raise LogCorruptError(f"{path}: zxid 0x{zxid:x} vanished while truncating")
+
+
+def tail_entries(log_dir: Path, after: int, keep: int) -> list[tuple[int, bytes]]:
+    """The last ``keep`` records with zxid > ``after`` (the consensus core's memory)."""
+    out: list[tuple[int, bytes]] = []
+    for item in read_log(log_dir, after):
+        if not isinstance(item, LogTail):
+            out.append(item)
+            if len(out) > 2 * keep:
+                del out[:keep]
+    return out[-keep:] if keep else []

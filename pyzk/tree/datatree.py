@@ -96,6 +96,7 @@ class SnapshotView:
         self.paths = list(tree.nodes)
         self.sessions = dict(tree.sessions)
         self.preserved: dict[str, tuple[bytes | None, bytes, AclList, int]] = {}
+        self.aborted = False  # the tree was replaced wholesale: this view is void
         self._tree = tree
 
     def records(self) -> Iterator[tuple[str, bytes | None, bytes, AclList, int]]:
@@ -136,6 +137,15 @@ class DataTree:
         assert self.view is None, "a snapshot is already being taken"
         self.view = SnapshotView(self)
         return self.view
+
+    def replace_contents(self, other: DataTree) -> None:
+        """Become ``other`` (a state reloaded or received whole), keeping our watches."""
+        if self.view is not None:
+            self.view.aborted = True
+            self.view = None
+        self.nodes, self.ephemerals, self.sessions = other.nodes, other.ephemerals, other.sessions
+        self.last_zxid, self.data_size = other.last_zxid, other.data_size
+        self._acl_cache = other._acl_cache
 
     def _cow(self, path: str, node: Node) -> None:
         """Keep a node's fields for the snapshot being written before changing them."""

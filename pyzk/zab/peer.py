@@ -38,7 +38,7 @@ class Timing:
     init_limit: int = 10  # ticks to sync with a new leader
     sync_limit: int = 5  # ticks a follower may go unheard
     election: ElectionTiming = field(default_factory=ElectionTiming)
-    window: int = 10000  # committed entries kept for DIFF syncs (committedLog)
+    window: int = 500  # committed entries kept for DIFF syncs (ZooKeeper's commitLogCount)
 
 
 @dataclass(slots=True)

@@ -68,10 +68,10 @@ def test_help_names_the_options_and_status() -> None:
         assert option in result.stdout
 
 
-def test_the_seeds_three_server_config_is_refused_clearly(tmp_path: Path) -> None:
+def test_an_ensemble_member_without_myid_is_refused_clearly(tmp_path: Path) -> None:
     cfg = seed_config(tmp_path, servers=3, port=free_port())
-    result = run(["--config", str(cfg)], env={"MYID": "1", "JVMFLAGS": "-Xmx2G"})
-    assert_one_line_error(result, "ensemble mode is not available yet")
+    result = run(["--config", str(cfg)], env={"JVMFLAGS": "-Xmx2G"})
+    assert_one_line_error(result, "myid")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pyzk.cli import refuse_ensemble
 from pyzk.config import ConfigError, load
 
 # The seed's zoo.cfg as its entrypoint leaves it: the image's file (with its commented
@@ -42,17 +41,10 @@ def test_the_seeds_zoo_cfg_is_read_unchanged(tmp_path: Path) -> None:
     assert cfg.myid == 2 and not cfg.standalone and cfg.ignored == []
 
 
-def test_three_servers_are_refused_in_one_message(tmp_path: Path) -> None:
-    cfg = load(write(tmp_path, SEED_ZOO_CFG), env={"MYID": "1"})
-    with pytest.raises(ConfigError, match="ensemble mode is not available yet"):
-        refuse_ensemble(cfg)
-
-
 def test_one_server_line_runs_standalone(tmp_path: Path) -> None:
     text = SEED_ZOO_CFG.split("\nserver.2")[0]
     cfg = load(write(tmp_path, text), env={})
     assert cfg.standalone
-    refuse_ensemble(cfg)
 
 
 def test_server_line_forms(tmp_path: Path) -> None:

@@ -1,0 +1,88 @@
+"""Requests a learner sends its leader on the quorum link, beside ZAB's own packets.
+
+A learner forwards every write of its clients to the leader (ZooKeeper's REQUEST
+packet), reports which sessions it heard from (the session part of a learner's PING),
+and asks for syncs. They share the learner's FIFO connection with ZAB's packets, which
+is what makes ``sync`` work: the leader's answer comes after every COMMIT that preceded
+it. Wire form: a msgpack array ``[version, kind, field, ...]`` with kinds of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+
+import msgpack
+
+from pyzk.zab.messages import WIRE_VERSION, BadMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A client request for the leader's pipeline: a write, createSession or closeSession.
+
+    ``body`` is the request as the client framed it (header included) for writes, the
+    negotiated timeout for createSession, empty for closeSession.
+    """
+
+    session_id: int
+    cxid: int
+    op: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """Sessions whose clients this learner heard from since its last report."""
+
+    sessions: list[list[int]]  # [session id, timeout ms]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    session_id: int
+    cxid: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncDone:
+    """The leader's answer: every commit before it was sent before it."""
+
+    session_id: int
+    cxid: int
+    path: str
+
+
+AppMessage = Forward | Touch | SyncRequest | SyncDone
+_KINDS: list[type] = [Forward, Touch, SyncRequest, SyncDone]
+KIND_BASE = 100  # ZAB's kinds are below this
+
+
+def encode_app(msg: AppMessage) -> bytes:
+    kind = KIND_BASE + _KINDS.index(type(msg))
+    return msgpack.packb([WIRE_VERSION, kind, *astuple(msg)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def is_app(raw: bytes) -> bool:
+    """Does this frame carry an app message (peek at the kind without decoding it)?"""
+    try:
+        head = msgpack.Unpacker(raw=False)
+        head.feed(raw[:16])
+        n = head.read_array_header()
+        return bool(n >= 2 and head.unpack() == WIRE_VERSION and head.unpack() >= KIND_BASE)
+    except (ValueError, msgpack.UnpackException, msgpack.OutOfData):
+        return False
+
+
+def decode_app(raw: bytes) -> AppMessage:
+    try:
+        version, kind, *body = msgpack.unpackb(raw, raw=False)
+        cls = _KINDS[kind - KIND_BASE]
+        if version != WIRE_VERSION or len(body) != len(fields(cls)):
+            raise BadMessage(f"bad {cls.__name__}")
+        msg: AppMessage = cls(*body)
+        return msg
+    except BadMessage:
+        raise
+    except (ValueError, TypeError, IndexError, msgpack.UnpackException) as e:
+        raise BadMessage(f"undecodable message: {e}") from e

@@ -1,0 +1,244 @@
+"""The request pipeline of an ensemble member: leader, follower or observer, without I/O.
+
+Theory of operation
+-------------------
+ZooKeeper builds different processor chains from the same stages for each role; so do
+we, by role:
+
+* **Leader**: writes are prepared here, from local clients and from learners alike (a
+  forwarded request is prepared exactly as a local one), and go to ``to_log``, which the
+  shell hands to ZAB as proposals (the txn's zxid is the proposal's). The leader expires
+  sessions: learners report the sessions they hear from (``Touch``).
+* **Follower / observer**: writes, createSession and closeSession are *forwarded* to the
+  leader (``to_forward``) and answered when the committed txn comes back through ZAB:
+  it is matched to the waiting request by (session id, cxid). Reads are answered from
+  the local tree; ``sync`` goes to the leader, whose answer arrives after every commit
+  that preceded it, so the reads after it see all of them.
+
+Sessions are global: any member can take a client back with its session id and password
+(the password is derived from the id, as in ZooKeeper) as long as the session is in the
+replicated tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+from pyzk.ensemble.messages import AppMessage, Forward, SyncDone, SyncRequest, Touch
+from pyzk.jute import records as r
+from pyzk.jute.codes import WRITE_OPS, Err, OpCode
+from pyzk.pipeline.connection import ClientConnection
+from pyzk.pipeline.processor import _BAD_REQUEST, InFlight, Processor, session_password
+from pyzk.pipeline.reads import path_only
+from pyzk.pipeline.requests import decode_write
+from pyzk.pipeline.wire import reply
+from pyzk.tree.txn import CreateSessionTxn, Txn
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT = struct.Struct(">i")
+_SESSION_KEY = -(1 << 40)  # stands for the cxid of a createSession (not a real cxid)
+
+LEADER = "leader"
+FOLLOWER = "follower"
+OBSERVER = "observer"
+LOOKING = "looking"
+
+
+class EnsembleProcessor(Processor):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.role = LOOKING
+        self.to_forward: list[AppMessage] = []
+        self.replies: list[tuple[int, AppMessage]] = []  # leader -> learner answers
+        self._forwarded: dict[tuple[int, int], InFlight] = {}
+        self.touched: dict[int, int] = {}  # session -> timeout, heard from since last Touch
+        self._syncs: list[tuple[int, int, SyncDone]] = []  # (zxid to reach, learner, answer)
+
+    # --- roles ------------------------------------------------------------------------
+
+    def become(self, role: str, next_zxid: int = 0) -> None:
+        """Serve as ``role``; ``next_zxid`` is a new leader's first zxid."""
+        self.role = role
+        self.clear_pending()
+        if role == LEADER:
+            self.prep.reset()
+            self.prep.next_zxid = next_zxid
+            self.sessions.timeouts.clear()
+            self.restore_sessions()
+
+    def clear_pending(self) -> None:
+        """Forget requests in flight: the role that would have answered them is gone."""
+        self._inflight.clear()
+        self._forwarded.clear()
+        self.to_log.clear()
+        self.to_forward.clear()
+        self.replies.clear()
+        self._syncs.clear()
+        self.prep.reset()
+
+    @property
+    def forwarding(self) -> bool:
+        return self.role in (FOLLOWER, OBSERVER)
+
+    # --- client side ------------------------------------------------------------------
+
+    def request(self, conn: ClientConnection, xid: int, op: int, frame: bytes) -> None:
+        if self.forwarding and not conn.closing:
+            self.touched[conn.session_id] = conn.timeout_ms
+            if op == OpCode.sync:
+                self._forward_sync(conn, xid, frame)
+                return
+        super().request(conn, xid, op, frame)
+
+    def tick(self) -> None:
+        if self.role == LEADER:
+            super().tick()  # only the leader expires sessions
+
+    def _prepare(self, conn: ClientConnection, xid: int, op: int, frame: bytes) -> None:
+        if not self.forwarding:
+            super()._prepare(conn, xid, op, frame)
+            return
+        sub_ops = None
+        if op == OpCode.multi:
+            try:
+                req = decode_write(op, frame)
+                sub_ops = [o for o, _ in req] if isinstance(req, list) else None
+            except _BAD_REQUEST:
+                pass
+        self._forward(conn, xid, op, frame if op != OpCode.closeSession else b"", sub_ops)
+
+    def _forward(
+        self,
+        conn: ClientConnection,
+        xid: int,
+        op: int,
+        body: bytes,
+        sub_ops: list[int] | None = None,
+    ) -> None:
+        sid = conn.session_id
+        key = (sid, _SESSION_KEY if op == OpCode.createSession else xid)
+        self._forwarded[key] = InFlight(conn, xid, op, sub_ops)
+        conn.held.append((xid, op, None))
+        self.to_forward.append(Forward(sid, xid, op, body))
+
+    def _forward_sync(self, conn: ClientConnection, xid: int, frame: bytes) -> None:
+        try:
+            path = path_only(frame)
+        except _BAD_REQUEST:
+            self._send(conn, reply(xid, self.tree.last_zxid, Err.MARSHALLINGERROR))
+            return
+        sid = conn.session_id
+        self._forwarded[(sid, xid)] = InFlight(conn, xid, OpCode.sync)
+        conn.held.append((xid, OpCode.sync, None))
+        self.to_forward.append(SyncRequest(sid, xid, path))
+
+    def _create_session(self, conn: ClientConnection, timeout: int) -> None:
+        if not self.forwarding:
+            super()._create_session(conn, timeout)
+            return
+        sid = self._next_session
+        self._next_session += 1
+        conn.session_id = sid
+        self._forward(conn, 0, OpCode.createSession, _TIMEOUT.pack(timeout))
+
+    def _reopen_session(
+        self, conn: ClientConnection, sid: int, passwd: bytes, timeout: int
+    ) -> None:
+        if not self.forwarding:
+            super()._reopen_session(conn, sid, passwd, timeout)
+            return
+        # Sessions are in the replicated tree: any member can take a client back.
+        if sid in self.tree.sessions and passwd == session_password(sid):
+            self.sessions.timeouts[sid] = timeout
+            self.touched[sid] = timeout
+            conn.session_id = sid
+            old = self._conn_of.get(sid)
+            if old is not None and old is not conn:
+                self._close(old)
+            self._finish_handshake(conn, sid)
+            return
+        super()._reopen_session(conn, sid, passwd, timeout)  # answers "expired"
+
+    def _origin_of(self, txn: Txn) -> InFlight | None:
+        origin = self._inflight.pop(txn.zxid, None)
+        if origin is not None or not self._forwarded:
+            return origin
+        cxid = _SESSION_KEY if isinstance(txn.body, CreateSessionTxn) else txn.cxid
+        return self._forwarded.pop((txn.session_id, cxid), None)
+
+    def sync_done(self, msg: SyncDone) -> None:
+        """The leader answered a sync: everything committed before it is applied here."""
+        origin = self._forwarded.pop((msg.session_id, msg.cxid), None)
+        if origin is None or origin.conn is None:
+            return
+        conn = origin.conn
+        if conn.held:
+            conn.held.popleft()
+        self._send(
+            conn, reply(origin.xid, self.tree.last_zxid, 0, r.PathResponse(msg.path).encode())
+        )
+        self._release_held(conn)
+
+    def take_touched(self) -> Touch | None:
+        if not self.touched:
+            return None
+        sessions = [[sid, t] for sid, t in self.touched.items()]
+        self.touched.clear()
+        return Touch(sessions)
+
+    # --- leader side: requests from learners ------------------------------------------
+
+    def remote(self, learner: int, msg: AppMessage) -> None:
+        if self.role != LEADER:
+            return
+        if isinstance(msg, Forward):
+            self._remote_write(msg)
+        elif isinstance(msg, Touch):
+            for sid, _timeout in msg.sessions:
+                self.sessions.touch(sid, self.now_ms)
+        elif isinstance(msg, SyncRequest):
+            done = SyncDone(msg.session_id, msg.cxid, msg.path)
+            target = self.prep.next_zxid - 1  # everything prepared so far
+            if self.tree.last_zxid >= target:
+                self.replies.append((learner, done))
+            else:
+                self._syncs.append((target, learner, done))
+
+    def _remote_write(self, msg: Forward) -> None:
+        sid, op = msg.session_id, msg.op
+        if op == OpCode.createSession:
+            (timeout,) = _TIMEOUT.unpack(msg.body)
+            txn = self.prep.create_session(sid, timeout, self.wall_ms)
+        elif op == OpCode.closeSession:
+            txn = self.prep.close_session(sid, msg.cxid, self.wall_ms)
+        elif op not in WRITE_OPS:
+            return
+        else:
+            try:
+                req = decode_write(op, msg.body)
+            except _BAD_REQUEST:
+                req = None
+            if req is None:
+                txn = self.prep.error(sid, msg.cxid, Err.MARSHALLINGERROR, self.wall_ms)
+            else:
+                txn = self.prep.write(sid, msg.cxid, op, req, self.wall_ms)
+        self._inflight[txn.zxid] = InFlight(None, msg.cxid, op)  # answered by the learner
+        self.to_log.append(txn)
+
+    def commit(self, txns: list[Txn]) -> None:
+        super().commit(txns)
+        if self._syncs:
+            last = self.tree.last_zxid
+            ready = [s for s in self._syncs if s[0] <= last]
+            self._syncs = [s for s in self._syncs if s[0] > last]
+            self.replies.extend((learner, done) for _, learner, done in ready)
+
+    def take_replies(self) -> list[tuple[int, AppMessage]]:
+        out, self.replies = self.replies, []
+        return out
+
+    def take_forward(self) -> list[AppMessage]:
+        out, self.to_forward = self.to_forward, []
+        return out

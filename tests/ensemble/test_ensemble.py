@@ -1,0 +1,240 @@
+"""Three real pyzk servers on loopback: roles, replication, failover, catch-up, partitions."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+
+from tests.ensemble.cluster import Ensemble
+
+WAIT_S = 30.0
+
+
+@pytest.fixture
+def ensemble(tmp_path: Path) -> Iterator[Ensemble]:
+    ens = Ensemble(tmp_path)
+    try:
+        ens.start()
+        yield ens
+    finally:
+        ens.stop()
+
+
+def client(hosts: str, **kw: object) -> KazooClient:
+    c = KazooClient(hosts=hosts, timeout=10.0, **kw)  # type: ignore[arg-type]
+    c.start(timeout=WAIT_S)
+    return c
+
+
+def on(ens: Ensemble, i: int) -> KazooClient:
+    return client(f"127.0.0.1:{ens.client_ports[i]}")
+
+
+def retry_write(c: KazooClient, path: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            c.create(path, b"x")
+            return
+        except KazooException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_one_leader_and_two_followers(ensemble: Ensemble) -> None:
+    modes = sorted(ensemble.mode(i) for i in ensemble.ids)
+    assert modes == ["follower", "follower", "leader"]
+
+
+def test_a_write_through_a_follower_is_read_on_every_server(ensemble: Ensemble) -> None:
+    leader = ensemble.leader()
+    follower = next(i for i in ensemble.ids if i != leader)
+    writer = on(ensemble, follower)
+    try:
+        writer.create("/via-follower", b"data")
+        writer.set("/via-follower", b"data2")
+        for i in ensemble.ids:
+            c = on(ensemble, i)
+            try:
+                c.sync("/via-follower")
+                assert c.get("/via-follower")[0] == b"data2"
+                assert c.get("/via-follower")[1].version == 1
+            finally:
+                c.stop()
+    finally:
+        writer.stop()
+
+
+def test_sessions_are_global(ensemble: Ensemble) -> None:
+    leader = ensemble.leader()
+    f1, f2 = (i for i in ensemble.ids if i != leader)
+    owner = on(ensemble, f1)
+    owner.create("/eph", b"e", ephemeral=True)
+    sid = owner.client_id[0]
+    other = on(ensemble, f2)
+    try:
+        other.sync("/eph")
+        assert other.exists("/eph").ephemeralOwner == sid
+        owner.stop()
+        other.sync("/")
+        assert other.exists("/eph") is None  # the close reached every server
+    finally:
+        other.stop()
+
+
+def test_leader_kill_9_fails_over_and_keeps_sessions(ensemble: Ensemble) -> None:
+    c = client(ensemble.hosts)
+    try:
+        c.create("/before", b"1")
+        c.create("/mine", b"e", ephemeral=True)
+        sid = c.client_id[0]
+        old = ensemble.leader()
+        assert old is not None
+        ensemble.kill(old)
+        retry_write(c, "/after")
+        ensemble.wait_for(lambda: ensemble.leader() not in (None, old))
+        assert c.client_id[0] == sid  # the same session
+        assert c.exists("/mine").ephemeralOwner == sid
+        assert c.get("/before")[0] == b"1"
+        # The old leader comes back and catches up.
+        ensemble.start([old], wait=False)
+        ensemble.wait_for(lambda: ensemble.mode(old) == "follower")
+        back = on(ensemble, old)
+        try:
+            back.sync("/")
+            assert back.exists("/after") is not None
+            assert back.exists("/mine").ephemeralOwner == sid
+        finally:
+            back.stop()
+    finally:
+        c.stop()
+
+
+def test_a_proposal_only_the_old_leader_had_is_truncated(ensemble: Ensemble) -> None:
+    leader = ensemble.leader()
+    assert leader is not None
+    followers = [i for i in ensemble.ids if i != leader]
+    c = on(ensemble, leader)
+    c.create("/base", b"0")
+    for f in followers:  # frozen: the proposal reaches their sockets, never their logs
+        ensemble.stop_signal(f)
+    lost = c.create_async("/never-committed", b"lost")
+    ensemble.wait_for(lambda: "never-committed" in _log_text(ensemble, leader))
+    ensemble.kill(leader)
+    for f in followers:
+        ensemble.kill(f)  # what was buffered for them dies with them
+    with contextlib.suppress(Exception):
+        lost.get(timeout=1)
+    c.stop()
+    ensemble.start(followers)
+    w = client(",".join(f"127.0.0.1:{ensemble.client_ports[i]}" for i in followers))
+    try:
+        retry_write(w, "/new-epoch")
+        ensemble.start([leader], wait=False)
+        ensemble.wait_for(lambda: ensemble.mode(leader) == "follower")
+        back = on(ensemble, leader)
+        try:
+            back.sync("/")
+            assert back.exists("/new-epoch") is not None
+            assert back.exists("/never-committed") is None
+            assert back.get("/base")[0] == b"0"
+        finally:
+            back.stop()
+        assert w.exists("/never-committed") is None
+        assert "truncated the log" in ensemble.servers[leader].log_tail(200)
+    finally:
+        w.stop()
+
+
+def _log_text(ensemble: Ensemble, i: int) -> str:
+    """Every txn in server i's log, printed (logdump), to see what it logged."""
+    from pyzk.storage.wal import log_files
+    from pyzk.tools.logdump import dump
+
+    out: list[str] = []
+    for _, path in log_files(ensemble.servers[i].workdir / "data"):
+        dump(path, out)
+    return "\n".join(out)
+
+
+def test_a_follower_without_its_data_catches_up_by_snapshot(ensemble: Ensemble) -> None:
+    c = client(ensemble.hosts)
+    try:
+        # More than the leader keeps in memory for DIFFs (500): only a snapshot will do.
+        for i in range(600):
+            c.create_async(f"/k{i}", str(i).encode())
+        c.sync("/")
+        leader = ensemble.leader()
+        victim = next(i for i in ensemble.ids if i != leader)
+        ensemble.kill(victim)
+        data = ensemble.servers[victim].workdir / "data"
+        for p in data.iterdir():
+            if p.name.startswith(("log.", "snapshot.")):
+                p.unlink()
+        ensemble.start([victim], wait=False)
+        ensemble.wait_for(lambda: ensemble.mode(victim) == "follower")
+        v = on(ensemble, victim)
+        try:
+            v.sync("/")
+            assert v.get("/k49")[0] == b"49"
+        finally:
+            v.stop()
+        assert "installed the leader's snapshot" in ensemble.servers[victim].log_tail(100)
+    finally:
+        c.stop()
+
+
+def test_a_partitioned_leader_is_replaced_and_stops_taking_writes(ensemble: Ensemble) -> None:
+    old = ensemble.leader()
+    assert old is not None
+    others = [i for i in ensemble.ids if i != old]
+    ensemble.stop_signal(old)  # cut off from everyone, as in a partition
+    try:
+        ensemble.wait_for(lambda: any(ensemble.mode(i) == "leader" for i in others))
+        c = client(",".join(f"127.0.0.1:{ensemble.client_ports[i]}" for i in others))
+        try:
+            retry_write(c, "/majority-side")
+        finally:
+            c.stop()
+    finally:
+        ensemble.cont_signal(old)
+    # Back from the partition, the old leader steps down and follows the new one.
+    ensemble.wait_for(lambda: ensemble.mode(old) == "follower")
+    c = on(ensemble, old)
+    try:
+        c.sync("/")
+        assert c.exists("/majority-side") is not None
+    finally:
+        c.stop()
+
+
+def test_the_minority_refuses_writes(ensemble: Ensemble) -> None:
+    leader = ensemble.leader()
+    lonely = next(i for i in ensemble.ids if i != leader)
+    others = [i for i in ensemble.ids if i != lonely]
+    c = on(ensemble, lonely)
+    try:
+        for i in others:
+            ensemble.kill(i)
+        # Without a quorum the server stops serving: the write fails or never completes.
+        attempt = c.create_async("/minority-write", b"x")
+        with pytest.raises((KazooException, KazooTimeoutError)):
+            attempt.get(timeout=10)
+        ensemble.wait_for(lambda: ensemble.mode(lonely) == "")
+    finally:
+        c.stop()
+    ensemble.start(others)
+    check = client(ensemble.hosts)
+    try:
+        check.sync("/")
+        assert check.exists("/minority-write") is None
+    finally:
+        check.stop()
