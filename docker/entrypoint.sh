@@ -34,6 +34,9 @@
 # Exit status 2: the environment cannot start a server (the message says why).
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=zoo-cfg.sh
+. "$(dirname "${BASH_SOURCE[0]}")/zoo-cfg.sh"
+
 readonly EXIT_CONFIG=2
 readonly DEFAULT_SERVERS="zookeeper1 zookeeper2 zookeeper3"
 readonly QUORUM_PORT=2888 ELECTION_PORT=3888
@@ -69,20 +72,6 @@ die() {
 
 info() {
   echo "entrypoint: $*" >&2
-}
-
-# The value of KEY in a properties file (the last one wins, as when pyzk reads it).
-cfg_get() {
-  awk -v key="$2" '
-    /^[ \t]*[#!]/ { next }
-    {
-      line = $0
-      sub(/^[ \t]+/, "", line)
-      k = line; sub(/[ \t]*[=:].*$/, "", k)
-      if (k == key) { v = line; sub(/^[^=:]*[=:][ \t]*/, "", v); sub(/[ \t]+$/, "", v); found = v }
-    }
-    END { if (found != "") print found }
-  ' "$1"
 }
 
 # The template without the lines whose keys are given (server.* lines too, when told).
@@ -180,7 +169,7 @@ prepare() {
     # Given, possibly empty (standalone): it replaces whatever the template lists.
     servers_text=$(server_lines "$ZOO_SERVERS")
     replace_servers=yes
-  elif ! grep -Eq '^[[:space:]]*server\.[0-9]+[[:space:]]*[=:]' "$template"; then
+  elif [ -z "$(cfg_servers "$template")" ]; then
     local data_dir
     data_dir=${ZOO_DATA_DIR:-$(cfg_get "$template" dataDir)}
     if [ -z "$myid" ] && [ -s "$data_dir/myid" ]; then
@@ -204,7 +193,7 @@ prepare() {
     mkdir -p "$dir" 2>/dev/null && [ -w "$dir" ] ||
       die "$dir is not writable by uid $(id -u): give the volume to that user (chown, fsGroup)"
   done
-  count=$(grep -Ec '^[[:space:]]*server\.[0-9]+[[:space:]]*[=:]' "$cfg_file" || true)
+  count=$(cfg_server_count "$cfg_file")
 
   if [ -z "$myid" ] && [ -s "$data_dir/myid" ]; then
     myid=$(tr -d '[:space:]' <"$data_dir/myid")
@@ -213,7 +202,7 @@ prepare() {
     [ -n "$myid" ] || die "MYID: not set, and this server is one of an ensemble of $count" \
       "(set MYID, or ZOO_SERVERS= for a standalone server)"
     is_id "$myid" || die "myid: '$myid' is not a server id ($MYID_MIN..$MYID_MAX)"
-    grep -Eq "^[[:space:]]*server\.${myid}[[:space:]]*[=:]" "$cfg_file" ||
+    [ -n "$(cfg_servers "$cfg_file" "$myid")" ] ||
       die "MYID: $myid has no server.$myid line in the ensemble of $count"
   fi
   if [ -n "$myid" ]; then

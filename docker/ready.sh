@@ -8,25 +8,15 @@
 # The port and address are read from the effective configuration (ZOO_CFG_FILE).
 set -uo pipefail
 
+# shellcheck source-path=SCRIPTDIR source=zoo-cfg.sh
+. "$(dirname "${BASH_SOURCE[0]}")/zoo-cfg.sh"
+
 cfg_file=${ZOO_CFG_FILE:-/usr/local/zookeeper/run/zoo.cfg}
 # Below the probes' timeoutSeconds (5), so a hung server fails the check, not the probe.
 timeout_s=${ZOO_READY_TIMEOUT:-3}
 
-cfg_get() {
-  [ -r "$cfg_file" ] || return 0
-  awk -v key="$1" '
-    /^[ \t]*[#!]/ { next }
-    {
-      line = $0; sub(/^[ \t]+/, "", line)
-      k = line; sub(/[ \t]*[=:].*$/, "", k)
-      if (k == key) { v = line; sub(/^[^=:]*[=:][ \t]*/, "", v); sub(/[ \t]+$/, "", v); found = v }
-    }
-    END { if (found != "") print found }
-  ' "$cfg_file"
-}
-
-port=$(cfg_get clientPort)
-host=$(cfg_get clientPortAddress)
+port=$(cfg_get "$cfg_file" clientPort)
+host=$(cfg_get "$cfg_file" clientPortAddress)
 case ${host:-0.0.0.0} in
   0.0.0.0 | :: | "[::]") host=127.0.0.1 ;;
 esac
@@ -39,8 +29,7 @@ mode=$(sed -n 's/^Mode:[[:space:]]*//p' <<<"$answer" | head -n 1)
 case $mode in
   leader | follower | observer | observing) ;;
   standalone)
-    servers=0
-    [ -r "$cfg_file" ] && servers=$(grep -Ec '^[[:space:]]*server\.[0-9]+[[:space:]]*[=:]' "$cfg_file")
+    servers=$(cfg_server_count "$cfg_file")
     if ((servers > 1)); then
       echo "not ready: Mode: standalone, but $cfg_file lists an ensemble of $servers" >&2
       exit 1

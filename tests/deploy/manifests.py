@@ -1,4 +1,5 @@
-"""Load the Kubernetes manifests as a kustomization lists them, and small helpers.
+"""Helpers for tests/deploy: the manifests as a kustomization lists them, the image's
+files, and the check tools installed in this venv.
 
 The loader rejects a mapping with a duplicate key (the seed's pod specs declared
 ``volumes`` twice, and YAML silently keeps the last one). ``render`` goes through
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,18 @@ K8S = ROOT / "k8s"
 STATEFULSET = K8S / "statefulset"
 DOCKER = ROOT / "docker"
 
+# The venv's console scripts: yamllint, kubernetes-validate, hadolint, shellcheck.
+BIN = Path(sys.executable).parent
+TOOL_TIMEOUT_S = 60
+
 Obj = dict[str, Any]
+
+
+def run_tool(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
+    """A check tool, from the repository root, its output captured."""
+    return subprocess.run(
+        [str(c) for c in cmd], cwd=ROOT, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S
+    )
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -105,6 +118,12 @@ def env(c: Obj) -> dict[str, str]:
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     """Whether an equality selector matches a label set (an empty one matches nothing)."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def zoo_cfg() -> dict[str, str]:
+    """docker/zoo.cfg, the template (plain key=value lines)."""
+    lines = (DOCKER / "zoo.cfg").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 def dockerfile_exposed() -> set[int]:

@@ -60,23 +60,20 @@ class Box:
     def stub_log(self) -> Path:
         return self.root / "stub.log"
 
-    def entrypoint(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    def _script(self, script: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["bash", str(ENTRYPOINT), *args],
+            ["bash", str(script), *args],
             env={**self.env, **env},
             capture_output=True,
             text=True,
             timeout=SCRIPT_TIMEOUT_S,
         )
 
+    def entrypoint(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return self._script(ENTRYPOINT, *args, **env)
+
     def ready(self, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", str(READY)],
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=SCRIPT_TIMEOUT_S,
-        )
+        return self._script(READY, **env)
 
     def server_lines(self) -> list[str]:
         return [line for line in self.cfg.read_text().splitlines() if line.startswith("server.")]

@@ -6,20 +6,26 @@ instead of being ignored. (What a schema cannot see is in test_topology.py.)
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.deploy.manifests import K8S, ROOT, STATEFULSET, kubectl, load_all, render, resource_files
+from tests.deploy.manifests import (
+    BIN,
+    K8S,
+    ROOT,
+    STATEFULSET,
+    kubectl,
+    load_all,
+    render,
+    resource_files,
+    run_tool,
+)
 
 # The oldest Kubernetes release these manifests are meant for (policy/v1 PDBs,
 # publishNotReadyAddresses, Parallel StatefulSets are all older than this).
 KUBERNETES_VERSION = "1.30.0"
-BIN = Path(sys.executable).parent
-TOOL_TIMEOUT_S = 60
 
 # The seed's pod spec, shortened: `volumes` twice, so YAML keeps only the second.
 SEED_DUPLICATE_VOLUMES = """\
@@ -35,21 +41,15 @@ spec:
 """
 
 
-def run(*cmd: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=TOOL_TIMEOUT_S
-    )
-
-
 def test_yamllint_passes_on_the_manifests() -> None:
-    out = run(BIN / "yamllint", "--strict", "k8s", ".yamllint.yaml")
+    out = run_tool(BIN / "yamllint", "--strict", "k8s", ".yamllint.yaml")
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_yamllint_and_the_loader_catch_the_seeds_duplicate_volumes(tmp_path: Path) -> None:
     seed = tmp_path / "seed.yaml"
     seed.write_text(SEED_DUPLICATE_VOLUMES)
-    out = run(BIN / "yamllint", "-c", ROOT / ".yamllint.yaml", seed)
+    out = run_tool(BIN / "yamllint", "-c", ROOT / ".yamllint.yaml", seed)
     assert out.returncode != 0
     assert 'duplication of key "volumes"' in out.stdout
     with pytest.raises(yaml.YAMLError, match="duplicate key 'volumes'"):
@@ -59,7 +59,7 @@ def test_yamllint_and_the_loader_catch_the_seeds_duplicate_volumes(tmp_path: Pat
 @pytest.mark.parametrize("folder", [K8S, STATEFULSET], ids=["k8s", "statefulset"])
 def test_manifests_validate_against_the_kubernetes_schemas(folder: Path) -> None:
     files = resource_files(folder)
-    out = run(BIN / "kubernetes-validate", "--strict", "-k", KUBERNETES_VERSION, *files)
+    out = run_tool(BIN / "kubernetes-validate", "--strict", "-k", KUBERNETES_VERSION, *files)
     assert out.returncode == 0, out.stdout + out.stderr
     # Every object was checked against a schema (none skipped for an unknown kind).
     assert "Couldn't find schema" not in out.stdout + out.stderr
@@ -73,7 +73,7 @@ def test_a_misspelt_field_fails_validation(tmp_path: Path) -> None:
     bad.write_text(
         (K8S / "zookeeper.yaml").read_text().replace("readinessProbe:", "readynessProbe:", 1)
     )
-    out = run(BIN / "kubernetes-validate", "--strict", "-k", KUBERNETES_VERSION, bad)
+    out = run_tool(BIN / "kubernetes-validate", "--strict", "-k", KUBERNETES_VERSION, bad)
     assert out.returncode != 0
     assert "readynessProbe" in out.stdout + out.stderr
 
@@ -83,5 +83,5 @@ def test_a_misspelt_field_fails_validation(tmp_path: Path) -> None:
 def test_kustomize_output_validates(folder: Path, tmp_path: Path) -> None:
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(yaml.safe_dump_all(render(folder)))
-    out = run(BIN / "kubernetes-validate", "--strict", "-k", KUBERNETES_VERSION, rendered)
+    out = run_tool(BIN / "kubernetes-validate", "--strict", "-k", KUBERNETES_VERSION, rendered)
     assert out.returncode == 0, out.stdout + out.stderr
