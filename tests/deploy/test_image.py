@@ -127,11 +127,24 @@ def test_the_image_keeps_what_the_dockerfile_declares(podman: Podman, image: str
     assert config["Cmd"] == ["pyzk"]
 
 
+# As the Kubernetes pods run it (k8s/: readOnlyRootFilesystem, emptyDirs on run/ and /tmp,
+# no capabilities, no privilege escalation). podman's tmpfs needs chown=true for uid 1000,
+# where a Kubernetes emptyDir is world-writable.
+HARDENED = (
+    "--read-only",
+    "--mount", "type=tmpfs,dst=/usr/local/zookeeper/run,chown=true",
+    "--mount", "type=tmpfs,dst=/tmp,chown=true",
+    "--cap-drop", "ALL",
+    "--security-opt", "no-new-privileges",
+)  # fmt: skip
+
+
 def test_a_standalone_container_serves_a_client_on_a_loopback_port(
     podman: Podman, image: str
 ) -> None:
+    """Run hardened as the pods are; served through a published loopback port."""
     port = free_port()
-    name = podman.run(f"{PREFIX}standalone", image, *_published(port))
+    name = podman.run(f"{PREFIX}standalone", image, *HARDENED, *_published(port))
     assert podman.wait_ready(name, READY_TIMEOUT_S) == "Mode: standalone\n"
     assert podman("healthcheck", "run", name, check=False).returncode == 0
     zk = _kazoo(port)
