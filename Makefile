@@ -1,6 +1,8 @@
 # pyzk: the two quick-start commands are `make run` and `make test`.
 # Both set up what they need on a fresh Debian machine (a venv with the project and its
-# test tools; the test command also installs Apache ZooKeeper, the reference server).
+# test tools; the test command also installs Apache ZooKeeper, the reference server, and
+# podman for the container image tests: `make test PYTEST_ARGS="-m 'not container'"`
+# skips those).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,7 +12,10 @@ ZK_JAR := /usr/share/java/zookeeper.jar
 PORT   ?= 2181
 DATA   ?= ./data
 
-.PHONY: run test lint typecheck unit venv zookeeper bench clean
+# Lint what exists (bench/ may not be there yet on every branch).
+LINT_DIRS := $(wildcard pyzk tests bench)
+
+.PHONY: run test lint typecheck unit venv zookeeper container-tools bench clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +33,14 @@ zookeeper:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			zookeeper zookeeper-bin libzookeeper-mt-dev; }
 
+# podman, runc and debootstrap for the image tests in tests/deploy/ (a no-op when present).
+container-tools:
+	@command -v podman >/dev/null && command -v runc >/dev/null && \
+		command -v debootstrap >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			podman runc debootstrap; }
+
 # A standalone server on 127.0.0.1:2181 with its data under ./data.
 run: venv
 	$(PY) -m pyzk --client-address 127.0.0.1 --client-port $(PORT) --data-dir $(DATA)
@@ -42,8 +55,9 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-# The whole suite: lint, types, unit, integration (pyzk and Apache ZooKeeper side by side).
-test: venv zookeeper lint typecheck
+# The whole suite: lint, types, unit, integration (pyzk and Apache ZooKeeper side by side),
+# deploy (docker/ and k8s/, the image built and run with podman).
+test: venv zookeeper container-tools lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 unit: venv
