@@ -135,6 +135,7 @@ def zookeeper_server(
     port: int | None = None,
     extra: dict[str, str] | None = None,
     host: str = "127.0.0.1",
+    jvm_flags: list[str] | None = None,
 ) -> ServerProcess:
     port = port or free_port(host)
     settings = {
@@ -154,6 +155,7 @@ def zookeeper_server(
         "-Xmx512m",
         "-Dzookeeper.admin.enableServer=false",
         f"-Dzookeeper.log.dir={workdir}",
+        *(jvm_flags or []),
         "-cp",
         f"{ZK_CONF}:{ZK_JAR}",
         "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -162,12 +164,26 @@ def zookeeper_server(
     return ServerProcess("zookeeper", port, workdir, cmd, host=host)
 
 
-def make_server(kind: str, workdir: Path, extra: dict[str, str] | None = None) -> ServerProcess:
+def make_server(
+    kind: str,
+    workdir: Path,
+    extra: dict[str, str] | None = None,
+    jvm_flags: list[str] | None = None,
+) -> ServerProcess:
+    """A server of ``kind`` with zoo.cfg settings ``extra`` and JVM ``-D`` flags.
+
+    Some ZooKeeper settings are only read as Java system properties (for example
+    ``-Dznode.container.checkIntervalMs``); pyzk reads the same flags from
+    ``SERVER_JVMFLAGS``, as zkServer.sh passes them.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     if kind == "pyzk":
-        return pyzk_server(workdir, extra=extra)
+        srv = pyzk_server(workdir, extra=extra)
+        if jvm_flags:
+            srv.env["SERVER_JVMFLAGS"] = " ".join(jvm_flags)
+        return srv
     if kind == "zookeeper":
         if not ZK_JAR.exists():
             raise RuntimeError("Apache ZooKeeper is not installed: run `make zookeeper`")
-        return zookeeper_server(workdir, extra=extra)
+        return zookeeper_server(workdir, extra=extra, jvm_flags=jvm_flags)
     raise ValueError(kind)

@@ -23,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pyzk.jute import records as r
-from pyzk.jute.codes import CreateMode, Err, OpCode
+from pyzk.jute.codes import CreateMode, Err, OpCode, Perms
+from pyzk.pipeline.acl import AuthInfo, fixup_acl
+from pyzk.pipeline.errors import KeeperError
 from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
 from pyzk.tree.node import CONTAINER_OWNER, STAT, is_session_owner, ttl_owner
 from pyzk.tree.paths import parent_of, path_error
@@ -44,15 +46,6 @@ from pyzk.tree.txn import (
 
 # Nodes no client may delete (DataTree.isSpecialPath).
 SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
-
-
-class KeeperError(Exception):
-    """A request fails with a ZooKeeper error code (it goes back in the reply header)."""
-
-    def __init__(self, code: int, path: str = "") -> None:
-        super().__init__(f"{Err(code).name} {path}".strip())
-        self.code = code
-        self.path = path
 
 
 @dataclass(slots=True)
@@ -86,6 +79,7 @@ class Prep:
         self.live: set[int] = set(tree.sessions)
         # Sessions whose close is prepared: their further writes fail (SessionTracker).
         self.closing: set[int] = set()
+        self._auth: AuthInfo | None = None  # the ids of the request being prepared
 
     # --- the pending view -------------------------------------------------------------
 
@@ -126,9 +120,22 @@ class Prep:
 
     # --- entry points -----------------------------------------------------------------
 
-    def write(self, session_id: int, cxid: int, op: int, req: object, time_ms: int) -> Txn:
-        """Prepare one write request; a failure becomes an ErrorTxn with its own zxid."""
+    def write(
+        self,
+        session_id: int,
+        cxid: int,
+        op: int,
+        req: object,
+        time_ms: int,
+        auth: AuthInfo | None = None,
+    ) -> Txn:
+        """Prepare one write request; a failure becomes an ErrorTxn with its own zxid.
+
+        ``auth`` is the requesting connection's ids; None for the server's own requests
+        (container deletion), which ZooKeeper does not check against ACLs either.
+        """
         zxid = self._take_zxid()
+        self._auth = auth
         try:
             if op == OpCode.multi:
                 assert isinstance(req, list)
@@ -137,6 +144,8 @@ class Prep:
                 body = self._one(session_id, zxid, op, req, time_ms)
         except KeeperError as e:
             body = ErrorTxn(e.code)
+        finally:
+            self._auth = None
         return Txn(session_id, cxid, zxid, time_ms, body)
 
     def error(self, session_id: int, cxid: int, err: int, time_ms: int) -> Txn:
@@ -211,6 +220,7 @@ class Prep:
         parent_path = path[:slash] or "/"
         acl = self._fixup_acl(req.acl, path)
         parent = self.record(parent_path)
+        self._check_acl(parent.acl, Perms.CREATE)
         if mode.is_sequential:
             path = f"{path}{parent.creates:010d}"
         if path_error(path) is not None:
@@ -245,9 +255,12 @@ class Prep:
         return sid if mode.is_ephemeral else 0
 
     def _fixup_acl(self, acl: list[r.ACL], path: str) -> AclList:
-        if not acl:
-            raise KeeperError(Err.INVALIDACL, path)
-        return tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+        return fixup_acl([(a.perms, a.id.scheme, a.id.id) for a in acl], self._auth)
+
+    def _check_acl(self, acl: AclList, perm: int) -> None:
+        """NOAUTH unless the requester may ``perm`` (the server's own requests may)."""
+        if self._auth is not None:
+            self._auth.check(acl, perm)
 
     def _delete(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
         assert isinstance(req, r.DeleteRequest)
@@ -258,6 +271,7 @@ class Prep:
         if slash == -1 or "\0" in path or path in SPECIAL_PATHS:
             raise KeeperError(Err.BADARGUMENTS, path)
         parent = self.record(path[:slash] or "/")
+        self._check_acl(parent.acl, Perms.DELETE)
         node = self.record(path)
         self._check_version(node.version, req.version, path)
         if node.num_children > 0:
@@ -277,6 +291,7 @@ class Prep:
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
         node = self.record(path)
+        self._check_acl(node.acl, Perms.WRITE)
         version = self._check_version(node.version, req.version, path)
         self._add(replace(node, zxid=zxid, version=version))
         return SetDataTxn(path, req.data, version)
@@ -286,8 +301,9 @@ class Prep:
         path = req.path
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
-        node = self.record(path)
         acl = self._fixup_acl(req.acl, path)
+        node = self.record(path)
+        self._check_acl(node.acl, Perms.ADMIN)
         version = self._check_version(node.aversion, req.version, path)
         self._add(replace(node, zxid=zxid, aversion=version, acl=acl))
         return SetACLTxn(path, acl, version)
@@ -298,6 +314,7 @@ class Prep:
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
         node = self.record(path)
+        self._check_acl(node.acl, Perms.READ)
         return CheckVersionTxn(path, self._check_version(node.version, req.version, path))
 
     @staticmethod

@@ -12,14 +12,18 @@ from collections.abc import Callable
 
 from pyzk.jute import records as r
 from pyzk.jute.codec import MarshallingError
-from pyzk.jute.codes import Err, EventType, OpCode
+from pyzk.jute.codes import Err, EventType, OpCode, Perms
+from pyzk.pipeline.acl import masked_for_reader
 from pyzk.pipeline.connection import ClientConnection
-from pyzk.pipeline.prep import KeeperError
+from pyzk.pipeline.errors import KeeperError
 from pyzk.pipeline.requests import MULTI_READ_RECORDS, decode_multi
-from pyzk.pipeline.wire import buffer, notification, strings
+from pyzk.pipeline.wire import acl_vector, buffer, notification, strings, ustring
 from pyzk.tree.datatree import DataTree
+from pyzk.tree.javaorder import java_hash_order
+from pyzk.tree.node import Node
 
 _LEN = struct.Struct(">i").unpack_from
+_INT = struct.Struct(">i").pack
 _MULTI_HDR = struct.Struct(">i?i").pack
 _MULTI_DONE = _MULTI_HDR(-1, True, -1)
 
@@ -52,11 +56,18 @@ def exists(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     return node.stat
 
 
-def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
-    path, watch = path_watch(frame)
-    node = tree.nodes.get(path or "/")
+def _readable(tree: DataTree, conn: ClientConnection, path: str, perm: int = Perms.READ) -> Node:
+    """The node at ``path`` if the connection may read it: NONODE, then NOAUTH."""
+    node = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
     if node is None:
         raise KeeperError(Err.NONODE, path)
+    conn.auth.check(node.acl, perm)
+    return node
+
+
+def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, watch = path_watch(frame)
+    node = _readable(tree, conn, path)
     if watch:
         tree.watches.data.add(path, conn)
     return buffer(node.data) + node.stat
@@ -64,9 +75,7 @@ def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
 
 def get_children(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     path, watch = path_watch(frame)
-    node = tree.nodes.get(path or "/")
-    if node is None:
-        raise KeeperError(Err.NONODE, path)
+    node = _readable(tree, conn, path)
     if watch:
         tree.watches.child.add(path, conn)
     return strings(node.children or ())  # type: ignore[arg-type]
@@ -126,15 +135,50 @@ def multi_read(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     out: list[bytes] = []
     for op, req in decode_multi(frame, 8, MULTI_READ_RECORDS):
         assert isinstance(req, r.PathWatchRequest)
-        node = tree.nodes.get(req.path)
-        if node is None:
-            out.append(_MULTI_HDR(-1, False, Err.NONODE) + struct.pack(">i", Err.NONODE))
-        elif op == OpCode.getData:
+        try:
+            node = _readable(tree, conn, req.path)
+        except KeeperError as e:
+            out.append(_MULTI_HDR(-1, False, e.code) + _INT(e.code))
+            continue
+        if op == OpCode.getData:
+            if req.watch:
+                tree.watches.data.add(req.path, conn)
             out.append(_MULTI_HDR(op, False, 0) + buffer(node.data) + node.stat)
         else:
+            if req.watch:
+                tree.watches.child.add(req.path, conn)
             out.append(_MULTI_HDR(op, False, 0) + strings(node.children or ()))  # type: ignore[arg-type]
     out.append(_MULTI_DONE)
     return b"".join(out)
+
+
+def get_acl(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """The ACL and Stat; READ or ADMIN needed, and without ADMIN digests are masked."""
+    path = path_only(frame)
+    node = _readable(tree, conn, path, Perms.READ | Perms.ADMIN)
+    acl = node.acl if conn.auth.allows(node.acl, Perms.ADMIN) else masked_for_reader(node.acl)
+    return acl_vector(acl) + node.stat
+
+
+def get_all_children_number(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """How many nodes are below ``path``, at any depth (READ needed on ``path``)."""
+    path = path_only(frame)
+    _readable(tree, conn, path)
+    return _INT(tree.descendant_count(path))
+
+
+def get_ephemerals(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """The session's ephemerals whose path starts with the prefix ("" or "/": all)."""
+    prefix = path_only(frame)
+    mine = java_hash_order(tree.ephemerals.get(conn.session_id, ()))
+    if prefix.strip() not in ("", "/"):
+        mine = [p for p in mine if p.startswith(prefix)]
+    return strings(mine)
+
+
+def who_am_i(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    infos = conn.auth.client_infos()
+    return _INT(len(infos)) + b"".join(ustring(s) + ustring(u) for s, u in infos)
 
 
 ReadHandler = Callable[[DataTree, ClientConnection, bytes], bytes]
@@ -148,4 +192,8 @@ READS: dict[int, ReadHandler] = {
     OpCode.ping: ping,
     OpCode.setWatches: set_watches,
     OpCode.multiRead: multi_read,
+    OpCode.getACL: get_acl,
+    OpCode.getAllChildrenNumber: get_all_children_number,
+    OpCode.getEphemerals: get_ephemerals,
+    OpCode.whoAmI: who_am_i,
 }

@@ -19,6 +19,7 @@ from typing import Any
 from pyzk.config import Config
 from pyzk.ops import fourletter
 from pyzk.ops.stats import ServerStats
+from pyzk.pipeline.acl import Security
 from pyzk.pipeline.connection import CONNECT, FOUR_LETTER, REQUEST, ClientConnection, Event
 from pyzk.pipeline.processor import Processor, Settings
 from pyzk.server.client_listener import ClientProtocol
@@ -40,6 +41,7 @@ class Server:
             min_session_timeout_ms=config.min_timeout_ms,
             max_session_timeout_ms=config.max_timeout_ms,
             extended_types=config.extended_types_enabled,
+            security=Security(skip_acl=config.skip_acl, super_digest=config.super_digest),
         )
         self.proc = Processor(self.tree, settings, start_wall_ms=int(time.time() * 1000))
         self.txn_log = TxnLog(

@@ -117,7 +117,8 @@ class SnapshotView:
 class DataTree:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
-        self.ephemerals: dict[int, set[str]] = {}  # session id -> its ephemeral paths
+        # session id -> its ephemeral paths, in creation order (getEphemerals shows it)
+        self.ephemerals: dict[int, dict[str, None]] = {}
         self.sessions: dict[int, int] = {}  # live session id -> timeout (ms): durable state
         self.watches = WatchManager()
         self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
@@ -142,6 +143,25 @@ class DataTree:
         view = self.view
         if view is not None and path not in view.preserved:
             view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
+
+    def descendant_count(self, path: str) -> int:
+        """Nodes below ``path`` at any depth (DataTree.getAllChildrenNumber).
+
+        ZooKeeper counts the keys of its node map that start with ``path + "/"``; the map
+        also holds the root under "", so for "" it counts every node, the root included.
+        """
+        if not path:
+            return len(self.nodes)
+        if path == "/":
+            return len(self.nodes) - 1
+        count, stack = 0, [path]
+        while stack:
+            p = stack.pop()
+            node = self.nodes.get(p)
+            if node is not None and node.children:
+                count += len(node.children)
+                stack.extend(p + "/" + c for c in node.children)
+        return count
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -215,7 +235,7 @@ class DataTree:
         f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
         parent.stat = STAT.pack(*f)
         if is_session_owner(t.owner):
-            self.ephemerals.setdefault(t.owner, set()).add(path)
+            self.ephemerals.setdefault(t.owner, {})[path] = None
         self.data_size += len(path) + (len(t.data) if t.data else 0)
         w = self.watches
         w.trigger_data(path, EventType.NodeCreated, fired)
@@ -244,7 +264,7 @@ class DataTree:
         if is_session_owner(node.owner):
             paths = self.ephemerals.get(node.owner)
             if paths is not None:
-                paths.discard(path)
+                paths.pop(path, None)
                 if not paths:
                     del self.ephemerals[node.owner]
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
@@ -294,7 +314,7 @@ class DataTree:
     def _close_session(self, txn: Txn, t: CloseSessionTxn, fired: list[Fired]) -> Result:
         # Delete what the close was prepared with, plus anything the session created after
         # (it cannot have: prep refuses a closing session's writes; this is belt and braces).
-        paths = set(t.paths) | self.ephemerals.get(txn.session_id, set())
+        paths = set(t.paths) | set(self.ephemerals.get(txn.session_id, ()))
         for path in sorted(paths):
             self._delete(txn, DeleteTxn(path), fired)
         self.ephemerals.pop(txn.session_id, None)
@@ -325,7 +345,7 @@ class DataTree:
                     p.children = set()
                 p.children.add(name)
             if is_session_owner(owner):
-                ephemerals.setdefault(owner, set()).add(path)
+                ephemerals.setdefault(owner, {})[path] = None
         tree.sessions = sessions
         tree.last_zxid = zxid
         tree.data_size = size

@@ -71,7 +71,7 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     loaded = read_snapshot(path)
     assert loaded.zxid == tree.last_zxid
     assert state(loaded.tree) == state(tree)
-    assert loaded.tree.ephemerals == {SID: {"/a/e"}}
+    assert loaded.tree.ephemerals == {SID: {"/a/e": None}}
     assert loaded.tree.sessions == {SID: 30000}
     assert loaded.tree.data_size == tree.data_size
 
