@@ -80,6 +80,9 @@ class Prep:
         # Sessions whose close is prepared: their further writes fail (SessionTracker).
         self.closing: set[int] = set()
         self._auth: AuthInfo | None = None  # the ids of the request being prepared
+        # reconfigEnabled: off, so reconfig answers RECONFIGDISABLED as a standalone
+        # ZooKeeper does; the ensemble turns it on and adds the handler.
+        self.reconfig_enabled = False
 
     # --- the pending view -------------------------------------------------------------
 
@@ -195,7 +198,10 @@ class Prep:
     # --- one op -----------------------------------------------------------------------
 
     def _one(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
-        self._check_session(sid)
+        if op == OpCode.reconfig and not self.reconfig_enabled:
+            raise KeeperError(Err.RECONFIGDISABLED)  # checked before anything else
+        if op != OpCode.deleteContainer:  # the server's own request has no session
+            self._check_session(sid)
         handler = _HANDLERS.get(op)
         if handler is None:
             raise KeeperError(Err.UNIMPLEMENTED)
@@ -229,15 +235,13 @@ class Prep:
             raise KeeperError(Err.NODEEXISTS, path)
         if is_session_owner(parent.owner):
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
-        owner = self._owner_for(mode, sid, ttl)
+        owner = self._owner_for(op, mode, sid, ttl)
         creates = parent.creates + 1
         self._add(replace(parent, zxid=zxid, creates=creates, num_children=parent.num_children + 1))
         self._add(Pending(zxid, path, True, owner=owner, acl=acl))
         return CreateTxn(path, req.data, acl, owner, creates)
 
     def _validate_mode(self, op: int, mode: CreateMode, ttl: int, path: str) -> None:
-        if op == OpCode.createContainer and mode != CreateMode.CONTAINER:
-            raise KeeperError(Err.BADARGUMENTS, path)
         if op == OpCode.createTTL and not mode.is_ttl:
             raise KeeperError(Err.BADARGUMENTS, path)
         if mode.is_ttl:
@@ -247,10 +251,16 @@ class Prep:
                 raise KeeperError(Err.BADARGUMENTS, path)
 
     @staticmethod
-    def _owner_for(mode: CreateMode, sid: int, ttl: int) -> int:
-        if mode == CreateMode.CONTAINER:
+    def _owner_for(op: int, mode: CreateMode, sid: int, ttl: int) -> int:
+        """The new node's raw ephemeralOwner, as ZooKeeper's txn for ``op`` records it.
+
+        The opcode decides, not the flags: createContainer (19) makes a container even
+        with flags 0, and create/create2 with the CONTAINER flag make a plain persistent
+        node, because their CreateTxn only says "ephemeral or not" (DataTree.processTxn).
+        """
+        if op == OpCode.createContainer:
             return CONTAINER_OWNER
-        if mode.is_ttl:
+        if op == OpCode.createTTL:
             return ttl_owner(ttl)
         return sid if mode.is_ephemeral else 0
 
@@ -276,6 +286,27 @@ class Prep:
         self._check_version(node.version, req.version, path)
         if node.num_children > 0:
             raise KeeperError(Err.NOTEMPTY, path)
+        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(Pending(zxid, path, False))
+        return DeleteTxn(path)
+
+    def _delete_container(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        """The reaper's delete of an empty container or an expired TTL node.
+
+        No ACL or version check; NOTEMPTY if a child appeared meanwhile and BADVERSION
+        if the path is now a plain ephemeral node (PrepRequestProcessor, deleteContainer).
+        """
+        assert isinstance(req, r.PathRequest)
+        path = req.path
+        slash = path.rfind("/")
+        if slash == -1 or "\0" in path or path in SPECIAL_PATHS:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        node = self.record(path)
+        if node.num_children > 0:
+            raise KeeperError(Err.NOTEMPTY, path)
+        if is_session_owner(node.owner):
+            raise KeeperError(Err.BADVERSION, path)
+        parent = self.record(path[:slash] or "/")
         self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
         self._add(Pending(zxid, path, False))
         return DeleteTxn(path)
@@ -354,6 +385,7 @@ _HANDLERS: dict[int, _Handler] = {
     OpCode.createContainer: Prep._create,
     OpCode.createTTL: Prep._create,
     OpCode.delete: Prep._delete,
+    OpCode.deleteContainer: Prep._delete_container,
     OpCode.setData: Prep._set_data,
     OpCode.setACL: Prep._set_acl,
     OpCode.check: Prep._check,

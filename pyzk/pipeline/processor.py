@@ -70,6 +70,10 @@ class Settings:
     server_id: int = 1  # the top byte of session ids (standalone ZooKeeper uses 1)
     extended_types: bool = False
     security: Security = field(default_factory=Security)  # skipACL, superDigest
+    # The container reaper: deletions per minute at most, and when a container that never
+    # had a child goes (0: never), as znode.container.maxPerMinute / maxNeverUsedIntervalMs.
+    container_max_per_minute: int = 10000
+    container_max_never_used_ms: int = 0
 
     def clamp_timeout(self, requested: int) -> int:
         lo = self.min_session_timeout_ms or 2 * self.tick_ms
@@ -167,6 +171,25 @@ class Processor:
             txn = self.prep.close_session(sid, 0, self.wall_ms)
             self._inflight[txn.zxid] = InFlight(None, 0, _CLOSE_SESSION)
             self.to_log.append(txn)
+
+    def check_containers(self, interval_ms: int) -> int:
+        """Delete empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
+
+        Called every ``interval_ms``. Each deletion is a deleteContainer request of the
+        server's own, prepared like any write: the tree changes only when it is applied.
+        At most ``maxPerMinute`` deletions a minute. Returns how many were prepared.
+        """
+        s = self.settings
+        budget = max(1, interval_ms * s.container_max_per_minute // 60000)
+        paths = self.tree.reap_candidates(self.wall_ms, s.container_max_never_used_ms)
+        for path in paths[:budget]:
+            log.info("Attempting to delete candidate container: %s", path)
+            txn = self.prep.write(
+                0, 0, OpCode.deleteContainer, r.PathRequest(path), self.wall_ms, auth=None
+            )
+            self._inflight[txn.zxid] = InFlight(None, 0, OpCode.deleteContainer)
+            self.to_log.append(txn)
+        return min(len(paths), budget)
 
     # --- the apply stage --------------------------------------------------------------
 

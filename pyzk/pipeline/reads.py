@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pyzk.jute import records as r
 from pyzk.jute.codec import MarshallingError
-from pyzk.jute.codes import Err, EventType, OpCode, Perms
+from pyzk.jute.codes import Err, EventType, OpCode, Perms, WatcherType
 from pyzk.pipeline.acl import masked_for_reader
 from pyzk.pipeline.connection import ClientConnection
 from pyzk.pipeline.errors import KeeperError
@@ -21,6 +21,7 @@ from pyzk.pipeline.wire import acl_vector, buffer, notification, strings, ustrin
 from pyzk.tree.datatree import DataTree
 from pyzk.tree.javaorder import java_hash_order
 from pyzk.tree.node import Node
+from pyzk.tree.watches import WatchMode
 
 _LEN = struct.Struct(">i").unpack_from
 _INT = struct.Struct(">i").pack
@@ -102,9 +103,18 @@ def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     ``relativeZxid`` is the last zxid the client saw: a data watch on a node modified
     since fires NodeDataChanged, a child watch on a node whose children changed fires
     NodeChildrenChanged, a watch on a node now gone fires NodeDeleted and an exists watch
-    on a node now present fires NodeCreated (DataTree.setWatches).
+    on a node now present fires NodeCreated (DataTree.setWatches). setWatches2 also
+    carries persistent and persistent recursive watches, which are re-added as they are.
     """
-    sw = r.SetWatches.decode(frame, 8)[0]
+    if _LEN(frame, 4)[0] == OpCode.setWatches2:
+        sw2 = r.SetWatches2.decode(frame, 8)[0]
+        sw = r.SetWatches(sw2.relativeZxid, sw2.dataWatches, sw2.existWatches, sw2.childWatches)
+        persistent = {
+            WatchMode.PERSISTENT: sw2.persistentWatches,
+            WatchMode.PERSISTENT_RECURSIVE: sw2.persistentRecursiveWatches,
+        }
+    else:
+        sw, persistent = r.SetWatches.decode(frame, 8)[0], {}
     rel = sw.relativeZxid
     for path in sw.dataWatches:
         node = tree.nodes.get(path)
@@ -127,6 +137,45 @@ def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
             conn.queue(notification(EventType.NodeChildrenChanged, path))
         else:
             tree.watches.child.add(path, conn)
+    for mode, paths in persistent.items():
+        for path in paths:
+            tree.watches.add_persistent(path, conn, mode)
+    return b""
+
+
+def add_watch(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """A persistent watch (mode 0) or a persistent recursive one (mode 1) on any path."""
+    req = r.AddWatchRequest.decode(frame, 8)[0]
+    try:
+        mode = WatchMode(req.mode)
+    except ValueError:
+        raise MarshallingError(f"unsupported watch mode {req.mode}") from None
+    if mode == WatchMode.STANDARD:
+        raise MarshallingError("unsupported watch mode -1")
+    tree.watches.add_persistent(req.path, conn, mode)
+    return _INT(0)  # an ErrorResponse with err 0
+
+
+def _watcher_type(frame: bytes) -> tuple[str, int]:
+    req = r.WatchesRequest.decode(frame, 8)[0]
+    if req.type not in (WatcherType.Children, WatcherType.Data, WatcherType.Any):
+        # WatcherType.fromInt throws, and ZooKeeper answers MARSHALLINGERROR.
+        raise MarshallingError(f"invalid watcher type {req.type}")
+    return req.path, req.type
+
+
+def check_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, kind = _watcher_type(frame)
+    if not tree.watches.contains(path, kind, conn):
+        raise KeeperError(Err.NOWATCHER, path)
+    return b""
+
+
+def remove_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """Remove this connection's watches; the client makes the *WatchRemoved events."""
+    path, kind = _watcher_type(frame)
+    if not tree.watches.remove(path, kind, conn):
+        raise KeeperError(Err.NOWATCHER, path)
     return b""
 
 
@@ -191,6 +240,10 @@ READS: dict[int, ReadHandler] = {
     OpCode.sync: sync,
     OpCode.ping: ping,
     OpCode.setWatches: set_watches,
+    OpCode.setWatches2: set_watches,
+    OpCode.addWatch: add_watch,
+    OpCode.checkWatches: check_watches,
+    OpCode.removeWatches: remove_watches,
     OpCode.multiRead: multi_read,
     OpCode.getACL: get_acl,
     OpCode.getAllChildrenNumber: get_all_children_number,

@@ -42,6 +42,8 @@ class Server:
             max_session_timeout_ms=config.max_timeout_ms,
             extended_types=config.extended_types_enabled,
             security=Security(skip_acl=config.skip_acl, super_digest=config.super_digest),
+            container_max_per_minute=config.container_max_per_minute,
+            container_max_never_used_ms=config.container_max_never_used_ms,
         )
         self.proc = Processor(self.tree, settings, start_wall_ms=int(time.time() * 1000))
         self.txn_log = TxnLog(
@@ -64,6 +66,7 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._purge_handle: asyncio.TimerHandle | None = None
+        self._container_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -81,6 +84,7 @@ class Server:
         self.proc.restore_sessions()
         self._schedule_tick()
         self._schedule_purge()
+        self._schedule_container_check()
         log.info("binding to port %s:%d", cfg.client_port_address, self.client_port)
 
     @property
@@ -93,7 +97,7 @@ class Server:
         """Stop accepting, close every client connection, and finish."""
         if self._listener is not None:
             self._listener.close()
-        for handle in (self._tick_handle, self._purge_handle):
+        for handle in (self._tick_handle, self._purge_handle, self._container_handle):
             if handle is not None:
                 handle.cancel()
         await self.log_stage.drain()  # what is in flight is answered first
@@ -185,6 +189,18 @@ class Server:
         if hours > 0:
             loop = asyncio.get_running_loop()
             self._purge_handle = loop.call_later(hours * 3600, self._purge)
+
+    def _schedule_container_check(self) -> None:
+        interval = self.config.container_check_interval_ms
+        loop = asyncio.get_running_loop()
+        self._container_handle = loop.call_later(interval / 1000, self._check_containers)
+
+    def _check_containers(self) -> None:
+        """The container and TTL reaper's round: deletions go through the pipeline."""
+        self._clock()
+        self.proc.check_containers(self.config.container_check_interval_ms)
+        self._pump()
+        self._schedule_container_check()
 
     def _purge(self) -> None:
         asyncio.get_running_loop().create_task(self.log_stage.purge())

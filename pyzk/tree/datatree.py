@@ -24,6 +24,7 @@ from typing import Any
 from pyzk.jute.codes import Err, EventType
 from pyzk.tree.node import (
     AVERSION,
+    CONTAINER_OWNER,
     CVERSION,
     DATA_LENGTH,
     MTIME,
@@ -33,8 +34,8 @@ from pyzk.tree.node import (
     STAT,
     VERSION,
     Node,
-    is_session_owner,
     new_stat,
+    ttl_of,
 )
 from pyzk.tree.paths import split
 from pyzk.tree.txn import (
@@ -120,6 +121,9 @@ class DataTree:
         # session id -> its ephemeral paths, in creation order (getEphemerals shows it)
         self.ephemerals: dict[int, dict[str, None]] = {}
         self.sessions: dict[int, int] = {}  # live session id -> timeout (ms): durable state
+        # Containers and TTL nodes, for the reaper (DataTree.getContainers / getTtls).
+        self.containers: dict[str, None] = {}
+        self.ttls: dict[str, None] = {}
         self.watches = WatchManager()
         self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
         self.data_size = 0  # sum of path and data lengths ("approximate_data_size")
@@ -162,6 +166,30 @@ class DataTree:
                 count += len(node.children)
                 stack.extend(p + "/" + c for c in node.children)
         return count
+
+    def reap_candidates(self, wall_ms: int, max_never_used_ms: int = 0) -> list[str]:
+        """Containers and TTL nodes due for deletion (ContainerManager.getCandidates).
+
+        A container goes once it is empty and has ever had a child (its create count is
+        above 0), or, with ``max_never_used_ms``, once it sat unused that long. A TTL node
+        goes once it is empty and unmodified for longer than its TTL (by its mtime).
+        """
+        out: list[str] = []
+        for path in self.containers:
+            node = self.nodes.get(path)
+            if node is None or node.children:
+                continue
+            f = node.fields()
+            if node.creates() > 0 or (max_never_used_ms and wall_ms - f[MTIME] > max_never_used_ms):
+                out.append(path)
+        for path in self.ttls:
+            node = self.nodes.get(path)
+            if node is None or node.children:
+                continue
+            ttl = ttl_of(node.owner)
+            if ttl and wall_ms - node.fields()[MTIME] > ttl:
+                out.append(path)
+        return out
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -234,8 +262,7 @@ class DataTree:
         f[NUM_CHILDREN] = len(parent.children)
         f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
         parent.stat = STAT.pack(*f)
-        if is_session_owner(t.owner):
-            self.ephemerals.setdefault(t.owner, {})[path] = None
+        self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
         w = self.watches
         w.trigger_data(path, EventType.NodeCreated, fired)
@@ -261,12 +288,7 @@ class DataTree:
         if txn.zxid > f[PZXID]:
             f[PZXID] = txn.zxid
         parent.stat = STAT.pack(*f)
-        if is_session_owner(node.owner):
-            paths = self.ephemerals.get(node.owner)
-            if paths is not None:
-                paths.pop(path, None)
-                if not paths:
-                    del self.ephemerals[node.owner]
+        self._untrack_owner(path, node.owner)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
         w = self.watches
         seen = w.trigger_data(path, EventType.NodeDeleted, fired)
@@ -333,7 +355,7 @@ class DataTree:
         """Rebuild a tree from snapshot records (parents before children)."""
         tree = cls()
         tree.nodes.clear()
-        nodes, ephemerals, intern = tree.nodes, tree.ephemerals, tree._intern
+        nodes, intern = tree.nodes, tree._intern
         size = 0
         for path, data, stat, acl, owner in records:
             nodes[path] = Node(data, stat, intern(acl), owner)
@@ -344,14 +366,38 @@ class DataTree:
                 if p.children is None:
                     p.children = set()
                 p.children.add(name)
-            if is_session_owner(owner):
-                ephemerals.setdefault(owner, {})[path] = None
+            tree._track_owner(path, owner)
         tree.sessions = sessions
         tree.last_zxid = zxid
         tree.data_size = size
         return tree
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _track_owner(self, path: str, owner: int) -> None:
+        """Index a new node by its kind: a session's ephemeral, a container, a TTL node."""
+        if owner == 0:
+            return
+        if owner == CONTAINER_OWNER:
+            self.containers[path] = None
+        elif ttl_of(owner) is not None:
+            self.ttls[path] = None
+        else:
+            self.ephemerals.setdefault(owner, {})[path] = None
+
+    def _untrack_owner(self, path: str, owner: int) -> None:
+        if owner == 0:
+            return
+        if owner == CONTAINER_OWNER:
+            self.containers.pop(path, None)
+        elif ttl_of(owner) is not None:
+            self.ttls.pop(path, None)
+        else:
+            paths = self.ephemerals.get(owner)
+            if paths is not None:
+                paths.pop(path, None)
+                if not paths:
+                    del self.ephemerals[owner]
 
     def _intern(self, acl: AclList) -> AclList:
         """Share one tuple per distinct ACL list (ZooKeeper's ReferenceCountedACLCache)."""

@@ -144,3 +144,23 @@ def test_recovery_falls_back_to_an_older_snapshot(tmp_path: Path) -> None:
 def test_recovery_without_anything_is_an_empty_tree(tmp_path: Path) -> None:
     rec = recover(tmp_path / "data", tmp_path / "log")
     assert rec.tree.last_zxid == 0 and "/zookeeper" in rec.tree.nodes
+
+
+def test_containers_and_ttl_nodes_survive_snapshot_and_log(tmp_path: Path) -> None:
+    from pyzk.tree.node import CONTAINER_OWNER, ttl_owner
+    from pyzk.tree.txn import decode_txn
+
+    tree = DataTree()
+    w = Writer(tree)
+    w.create("/box", b"", owner=CONTAINER_OWNER)
+    w.create("/tmp", b"t", owner=ttl_owner(5000))
+    w.create("/box/x")
+    w(DeleteTxn("/box/x"))
+    loaded = read_snapshot(write_snapshot(tree, tmp_path)).tree
+    assert (loaded.containers, loaded.ttls) == ({"/box": None}, {"/tmp": None})
+    assert loaded.ephemerals == {}
+    # The creates round-trip through the log's encoding with their owners.
+    txn = Txn(SID, 1, 99, 5, CreateTxn("/t2", b"", OPEN, ttl_owner(7), 1))
+    assert decode_txn(encode_txn(txn)) == txn
+    assert loaded.reap_candidates(wall_ms=1000 + w.zxid + 10) == ["/box"]
+    assert loaded.reap_candidates(wall_ms=1000 + w.zxid + 6000) == ["/box", "/tmp"]
