@@ -29,6 +29,7 @@ from pyzk.pipeline.errors import KeeperError
 from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
 from pyzk.tree.node import CONTAINER_OWNER, STAT, is_session_owner, ttl_owner
 from pyzk.tree.paths import parent_of, path_error
+from pyzk.tree.quota import exceeded, limit_path, parse_stats, stat_path
 from pyzk.tree.txn import (
     AclList,
     CheckVersionTxn,
@@ -64,14 +65,18 @@ class Pending:
     num_children: int = 0
     owner: int = 0  # raw ephemeralOwner
     acl: AclList = ()
+    data_length: int = 0  # bytes of data (quota checks of setData)
 
 
 class Prep:
     """Turns write requests into txns against the tree plus pending changes."""
 
-    def __init__(self, tree: DataTree, extended_types: bool = False) -> None:
+    def __init__(
+        self, tree: DataTree, extended_types: bool = False, enforce_quota: bool = False
+    ) -> None:
         self.tree = tree
         self.extended_types = extended_types  # zookeeper.extendedTypesEnabled (TTL nodes)
+        self.enforce_quota = enforce_quota  # zookeeper.enforceQuota: hard limits fail writes
         self.next_zxid = tree.last_zxid + 1
         self._pending: dict[str, Pending] = {}
         self._order: deque[Pending] = deque()
@@ -95,7 +100,9 @@ class Prep:
                 raise KeeperError(Err.NONODE, path)
             f = STAT.unpack(node.stat)
             n = f[9]
-            rec = Pending(-1, path, True, f[4], f[6], (f[5] + n) // 2, n, node.owner, node.acl)
+            rec = Pending(
+                -1, path, True, f[4], f[6], (f[5] + n) // 2, n, node.owner, node.acl, f[8]
+            )
         elif not rec.exists:
             raise KeeperError(Err.NONODE, path)
         return rec
@@ -235,10 +242,12 @@ class Prep:
             raise KeeperError(Err.NODEEXISTS, path)
         if is_session_owner(parent.owner):
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
+        data_len = len(req.data) if req.data else 0
+        self._check_quota(path, data_len, 1)
         owner = self._owner_for(op, mode, sid, ttl)
         creates = parent.creates + 1
         self._add(replace(parent, zxid=zxid, creates=creates, num_children=parent.num_children + 1))
-        self._add(Pending(zxid, path, True, owner=owner, acl=acl))
+        self._add(Pending(zxid, path, True, owner=owner, acl=acl, data_length=data_len))
         return CreateTxn(path, req.data, acl, owner, creates)
 
     def _validate_mode(self, op: int, mode: CreateMode, ttl: int, path: str) -> None:
@@ -323,8 +332,10 @@ class Prep:
             raise KeeperError(Err.BADARGUMENTS, path)
         node = self.record(path)
         self._check_acl(node.acl, Perms.WRITE)
+        new_len = len(req.data) if req.data else 0
+        self._check_quota(path, new_len - node.data_length, 0)
         version = self._check_version(node.version, req.version, path)
-        self._add(replace(node, zxid=zxid, version=version))
+        self._add(replace(node, zxid=zxid, version=version, data_length=new_len))
         return SetDataTxn(path, req.data, version)
 
     def _set_acl(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
@@ -347,6 +358,23 @@ class Prep:
         node = self.record(path)
         self._check_acl(node.acl, Perms.READ)
         return CheckVersionTxn(path, self._check_version(node.version, req.version, path))
+
+    def _check_quota(self, path: str, bytes_diff: int, count_diff: int) -> None:
+        """QUOTAEXCEEDED if the change takes a quota root past a hard limit.
+
+        As ZooKeeper, this reads the applied tree's limits and usage, not pending ones.
+        """
+        if not self.enforce_quota:
+            return
+        prefix = self.tree.quotas.max_prefix(path)
+        if prefix is None:
+            return
+        limits = self.tree.get(limit_path(prefix))
+        usage = self.tree.get(stat_path(prefix))
+        if limits is None or usage is None:
+            return
+        if exceeded(parse_stats(limits.data), parse_stats(usage.data), count_diff, bytes_diff):
+            raise KeeperError(Err.QUOTAEXCEEDED, prefix)
 
     @staticmethod
     def _check_version(current: int, expected: int, path: str) -> int:

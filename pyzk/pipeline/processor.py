@@ -69,6 +69,7 @@ class Settings:
     max_session_timeout_ms: int = 0  # 0: 20 x tick
     server_id: int = 1  # the top byte of session ids (standalone ZooKeeper uses 1)
     extended_types: bool = False
+    enforce_quota: bool = False
     security: Security = field(default_factory=Security)  # skipACL, superDigest
     # The container reaper: deletions per minute at most, and when a container that never
     # had a child goes (0: never), as znode.container.maxPerMinute / maxNeverUsedIntervalMs.
@@ -95,7 +96,7 @@ class Processor:
     def __init__(self, tree: DataTree, settings: Settings, start_wall_ms: int) -> None:
         self.tree = tree
         self.settings = settings
-        self.prep = Prep(tree, settings.extended_types)
+        self.prep = Prep(tree, settings.extended_types, settings.enforce_quota)
         self.sessions = SessionTracker(settings.tick_ms)
         self.now_ms = 0
         self.wall_ms = start_wall_ms

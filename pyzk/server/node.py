@@ -41,6 +41,7 @@ class Server:
             min_session_timeout_ms=config.min_timeout_ms,
             max_session_timeout_ms=config.max_timeout_ms,
             extended_types=config.extended_types_enabled,
+            enforce_quota=config.enforce_quota,
             security=Security(skip_acl=config.skip_acl, super_digest=config.super_digest),
             container_max_per_minute=config.container_max_per_minute,
             container_max_never_used_ms=config.container_max_never_used_ms,

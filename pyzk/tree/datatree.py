@@ -38,6 +38,16 @@ from pyzk.tree.node import (
     ttl_of,
 )
 from pyzk.tree.paths import split
+from pyzk.tree.quota import (
+    BYTES,
+    COUNT,
+    LIMIT_NODE,
+    STAT_NODE,
+    QuotaIndex,
+    format_stats,
+    parse_stats,
+    stat_path,
+)
 from pyzk.tree.txn import (
     AclList,
     CheckVersionTxn,
@@ -124,6 +134,7 @@ class DataTree:
         # Containers and TTL nodes, for the reaper (DataTree.getContainers / getTtls).
         self.containers: dict[str, None] = {}
         self.ttls: dict[str, None] = {}
+        self.quotas = QuotaIndex()  # paths with a quota (their zookeeper_limits exists)
         self.watches = WatchManager()
         self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
         self.data_size = 0  # sum of path and data lengths ("approximate_data_size")
@@ -264,10 +275,17 @@ class DataTree:
         parent.stat = STAT.pack(*f)
         self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
+        created = node.stat  # the reply's Stat is taken before any quota bookkeeping
+        if parent_path.startswith(QUOTA):
+            if name == LIMIT_NODE:
+                self.quotas.add(parent_path[len(QUOTA) :])
+            elif name == STAT_NODE:
+                self._recount_quota(parent_path[len(QUOTA) :])
+        self._count_quota(path, len(t.data) if t.data else 0, 1)
         w = self.watches
         w.trigger_data(path, EventType.NodeCreated, fired)
         w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
-        return Result(path=path, stat=node.stat)
+        return Result(path=path, stat=created)
 
     def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
         path = t.path
@@ -290,6 +308,9 @@ class DataTree:
         parent.stat = STAT.pack(*f)
         self._untrack_owner(path, node.owner)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
+        if parent_path.startswith(ZOOKEEPER) and name == LIMIT_NODE:
+            self.quotas.remove(parent_path[len(QUOTA) :])
+        self._count_quota(path, -(len(node.data) if node.data else 0), -1)
         w = self.watches
         seen = w.trigger_data(path, EventType.NodeDeleted, fired)
         w.trigger_child(path, EventType.NodeDeleted, fired, skip=seen)
@@ -306,9 +327,11 @@ class DataTree:
         f[MZXID] = txn.zxid
         f[MTIME] = txn.time_ms
         f[VERSION] = t.version
+        old_len = f[DATA_LENGTH]
         f[DATA_LENGTH] = len(t.data) if t.data else 0
         node.stat = STAT.pack(*f)
         node.data = t.data
+        self._count_quota(t.path, f[DATA_LENGTH] - old_len, 0)
         self.watches.trigger_data(t.path, EventType.NodeDataChanged, fired)
         return Result(stat=node.stat)
 
@@ -369,10 +392,59 @@ class DataTree:
             tree._track_owner(path, owner)
         tree.sessions = sessions
         tree.last_zxid = zxid
+        tree._setup_quotas()
         tree.data_size = size
         return tree
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _count_quota(self, path: str, bytes_diff: int, count_diff: int) -> None:
+        """Charge a change to the deepest quota above ``path`` (updateQuotaStat).
+
+        The stats node's data changes in place: no new version or mzxid, as in ZooKeeper.
+        """
+        prefix = self.quotas.max_prefix(path)
+        if prefix is None:
+            return
+        stats = self.nodes.get(stat_path(prefix))
+        if stats is None:
+            return
+        usage = parse_stats(stats.data)
+        usage[COUNT] = usage.get(COUNT, -1) + count_diff
+        usage[BYTES] = usage.get(BYTES, -1) + bytes_diff
+        self._set_quota_data(stat_path(prefix), stats, format_stats(usage))
+
+    def _recount_quota(self, path: str) -> None:
+        """Count a quota root's subtree into its stats node (updateQuotaForPath)."""
+        count = size = 0
+        stack = [path] if path in self.nodes else []
+        while stack:
+            p = stack.pop()
+            node = self.nodes[p]
+            count += 1
+            size += len(node.data) if node.data else 0
+            stack.extend(p.rstrip("/") + "/" + c for c in node.children or ())
+        stats = self.nodes.get(stat_path(path))
+        if stats is not None:
+            usage = format_stats({COUNT: count, BYTES: size})
+            self._set_quota_data(stat_path(path), stats, usage)
+
+    def _set_quota_data(self, path: str, node: Node, data: bytes) -> None:
+        self._cow(path, node)
+        f = node.fields()
+        f[DATA_LENGTH] = len(data)
+        node.stat = STAT.pack(*f)
+        node.data = data
+
+    def _setup_quotas(self) -> None:
+        """After loading a snapshot: find every limits node, recount its root (setupQuota)."""
+        for path in self.nodes:
+            if path.startswith(QUOTA + "/") and path.endswith("/" + LIMIT_NODE):
+                node = self.nodes[path]
+                if not node.children:
+                    root = path[len(QUOTA) : -len(LIMIT_NODE) - 1]
+                    self._recount_quota(root)
+                    self.quotas.add(root)
 
     def _track_owner(self, path: str, owner: int) -> None:
         """Index a new node by its kind: a session's ephemeral, a container, a TTL node."""

@@ -164,3 +164,19 @@ def test_containers_and_ttl_nodes_survive_snapshot_and_log(tmp_path: Path) -> No
     assert decode_txn(encode_txn(txn)) == txn
     assert loaded.reap_candidates(wall_ms=1000 + w.zxid + 10) == ["/box"]
     assert loaded.reap_candidates(wall_ms=1000 + w.zxid + 6000) == ["/box", "/tmp"]
+
+
+def test_quota_roots_and_usage_are_rebuilt_from_a_snapshot(tmp_path: Path) -> None:
+    tree = DataTree()
+    w = Writer(tree)
+    w.create("/app", b"1234")
+    w.create("/app/a", b"56")
+    w.create("/zookeeper/quota/app")
+    w.create("/zookeeper/quota/app/zookeeper_limits", b"count=-1,bytes=-1=;countHardLimit=9")
+    w.create("/zookeeper/quota/app/zookeeper_stats", b"count=0,bytes=0")
+    assert tree.nodes["/zookeeper/quota/app/zookeeper_stats"].data == b"count=2,bytes=6"
+    w.create("/app/b", b"7")
+    loaded = read_snapshot(write_snapshot(tree, tmp_path)).tree
+    assert loaded.quotas.roots == {"/app"}
+    assert loaded.nodes["/zookeeper/quota/app/zookeeper_stats"].data == b"count=3,bytes=7"
+    assert state(loaded) == state(tree)
