@@ -1,9 +1,11 @@
 """The iteration order of a Java ``HashSet<String>``, which some replies expose.
 
-ZooKeeper returns some sets as it iterates them (getEphemerals walks the session's
-ephemeral ``HashSet``), so clients see Java's hash order. A ``HashMap`` puts a key in
-bin ``spread(hashCode) & (capacity - 1)`` and keeps insertion order within a bin, also
-across resizes; the capacity starts at 16 and doubles past three quarters full.
+ZooKeeper returns some sets as it iterates them (getEphemerals walks a *clone* of the
+session's ephemeral ``HashSet``), so clients see Java's hash order. A ``HashMap`` puts a
+key in bin ``spread(hashCode) & (capacity - 1)`` and keeps insertion order within a bin,
+also across resizes; the capacity starts at 16 and doubles past three quarters full.
+``clone()`` re-inserts the entries, in that order, into a table sized for their count
+(``HashMap.putMapEntries``): ``tableSizeFor(size / 0.75 + 1)``, often smaller.
 """
 
 from __future__ import annotations
@@ -29,13 +31,27 @@ def _capacity(size: int) -> int:
     return cap
 
 
-def java_hash_order(items: Iterable[str]) -> list[str]:
-    """``items`` (in insertion order) as a Java HashSet of their count iterates them."""
+def _clone_capacity(size: int) -> int:
+    t = int(size / 0.75 + 1.0)
+    cap = 1
+    while cap < t:
+        cap *= 2
+    return cap
+
+
+def java_hash_order(items: Iterable[str], cloned: bool = True) -> list[str]:
+    """``items`` (in insertion order) as a Java HashSet of them iterates them.
+
+    ``cloned``: as the set's ``clone()`` iterates them (what getEphemerals answers).
+    """
     seq = list(items)
-    mask = _capacity(len(seq)) - 1
-
-    def bin_of(s: str) -> int:
+    hashes = {}
+    for s in seq:
         h = java_string_hash(s)
-        return (h ^ (h >> 16)) & mask
-
-    return sorted(seq, key=bin_of)  # a stable sort keeps insertion order within a bin
+        hashes[s] = h ^ (h >> 16)
+    mask = _capacity(len(seq)) - 1
+    seq.sort(key=lambda s: hashes[s] & mask)  # stable: insertion order within a bin
+    if cloned and seq:
+        mask = _clone_capacity(len(seq)) - 1
+        seq.sort(key=lambda s: hashes[s] & mask)
+    return seq

@@ -98,3 +98,13 @@ def test_fixup_drops_duplicates_and_expands_auth() -> None:
 def test_readers_without_admin_see_masked_digests() -> None:
     acl = ((31, "digest", "u:abc="), (1, "ip", "1.2.3.4"))
     assert masked_for_reader(acl) == ((31, "digest", "u:x"), (1, "ip", "1.2.3.4"))
+
+
+def test_get_ephemerals_order_is_a_cloned_java_hash_set() -> None:
+    from pyzk.tree.javaorder import java_hash_order
+
+    # ZooKeeper 3.8.0 answered these, in this order (the clone re-bins into 4 slots).
+    assert java_hash_order(["/show2/eph", "/show2/container/eph"]) == [
+        "/show2/container/eph",
+        "/show2/eph",
+    ]
