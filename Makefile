@@ -12,9 +12,6 @@ ZK_JAR := /usr/share/java/zookeeper.jar
 PORT   ?= 2181
 DATA   ?= ./data
 
-# Lint what exists (bench/ may not be there yet on every branch).
-LINT_DIRS := $(wildcard pyzk tests bench)
-
 .PHONY: run test lint typecheck unit venv zookeeper container-tools bench clean
 
 venv: $(VENV)/.installed
@@ -45,8 +42,8 @@ container-tools:
 run: venv
 	$(PY) -m pyzk --client-address 127.0.0.1 --client-port $(PORT) --data-dir $(DATA)
 
-# Only the folders that exist (bench/ arrives with its own branch).
-LINT_DIRS := $(wildcard pyzk tests bench)
+# bench/ is linted once it exists (it arrives on its own branch).
+LINT_DIRS := pyzk tests $(wildcard bench)
 
 lint: venv
 	$(VENV)/bin/ruff check $(LINT_DIRS)

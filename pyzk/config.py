@@ -58,7 +58,13 @@ class Config:
     standalone_enabled: bool = True
     jute_maxbuffer: int = 0xFFFFF
     extended_types_enabled: bool = False
-    skip_acl: bool = False
+    skip_acl: bool = False  # skipACL=yes (only "yes" counts, as in ZooKeeper)
+    enforce_quota: bool = False  # enforceQuota: hard quota limits fail writes
+    # The container and TTL reaper (ContainerManager): how often it runs, how many
+    # deletions a minute at most, and when never-used containers go (0: never).
+    container_check_interval_ms: int = 60000
+    container_max_per_minute: int = 10000
+    container_max_never_used_ms: int = 0
     super_digest: str | None = None
     readonly_mode: bool = False
     fsync_warning_threshold_ms: int = 1000
@@ -132,6 +138,11 @@ def _bool(key: str, v: str) -> bool:
     raise ConfigError(f"{key}: {v!r} is not true or false")
 
 
+def _yes(key: str, v: str) -> bool:
+    """ZooKeeper's ``"yes".equals(value)`` switches (skipACL): anything else is off."""
+    return v.strip() == "yes"
+
+
 def _str(key: str, v: str) -> str:
     return v.strip()
 
@@ -182,7 +193,11 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "standaloneEnabled": ("standalone_enabled", _bool),
     "jute.maxbuffer": ("jute_maxbuffer", _int(1)),
     "extendedTypesEnabled": ("extended_types_enabled", _bool),
-    "skipACL": ("skip_acl", _bool),
+    "skipACL": ("skip_acl", _yes),
+    "enforceQuota": ("enforce_quota", _bool),
+    "znode.container.checkIntervalMs": ("container_check_interval_ms", _int(1)),
+    "znode.container.maxPerMinute": ("container_max_per_minute", _int(1)),
+    "znode.container.maxNeverUsedIntervalMs": ("container_max_never_used_ms", _int(0)),
     "DigestAuthenticationProvider.superDigest": ("super_digest", _str),
     "readonlymode.enabled": ("readonly_mode", _bool),
     "fsync.warningthresholdms": ("fsync_warning_threshold_ms", _int(0)),

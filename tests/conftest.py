@@ -107,3 +107,24 @@ def zk_factory(server: ServerProcess) -> Iterator[object]:
     for c in clients:
         c.stop()
         c.close()
+
+
+def configured_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    extra: dict[str, str] | None = None,
+    jvm_flags: list[str] | None = None,
+) -> Iterator[ServerProcess]:
+    """Start a server of kind ``request.param`` with settings; for module fixtures.
+
+    Usage: ``@pytest.fixture(scope="module", params=TARGETS)`` whose body is
+    ``yield from configured_server(request, tmp_path_factory, {...})``.
+    """
+    srv = make_server(
+        request.param, tmp_path_factory.mktemp(request.param), extra=extra, jvm_flags=jvm_flags
+    )
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -144,6 +144,7 @@ def zookeeper_server(
     port: int | None = None,
     extra: dict[str, str | None] | None = None,
     host: str = "127.0.0.1",
+    jvm_flags: list[str] | None = None,
 ) -> ServerProcess:
     """An Apache ZooKeeper process; ``extra`` as for :func:`pyzk_server`."""
     port = port or free_port(host)
@@ -163,6 +164,7 @@ def zookeeper_server(
         "java",
         "-Xmx512m",
         f"-Dzookeeper.log.dir={workdir}",
+        *(jvm_flags or []),
         "-cp",
         # The AdminServer's servlets need the servlet API, which the jar's manifest omits.
         f"{ZK_CONF}:{ZK_JAR}:{SERVLET_API}",
@@ -173,13 +175,25 @@ def zookeeper_server(
 
 
 def make_server(
-    kind: str, workdir: Path, extra: dict[str, str | None] | None = None
+    kind: str,
+    workdir: Path,
+    extra: dict[str, str | None] | None = None,
+    jvm_flags: list[str] | None = None,
 ) -> ServerProcess:
+    """A server of ``kind`` with zoo.cfg settings ``extra`` and JVM ``-D`` flags.
+
+    Some ZooKeeper settings are only read as Java system properties (for example
+    ``-Dznode.container.checkIntervalMs``); pyzk reads the same flags from
+    ``SERVER_JVMFLAGS``, as zkServer.sh passes them.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     if kind == "pyzk":
-        return pyzk_server(workdir, extra=extra)
+        srv = pyzk_server(workdir, extra=extra)
+        if jvm_flags:
+            srv.env["SERVER_JVMFLAGS"] = " ".join(jvm_flags)
+        return srv
     if kind == "zookeeper":
         if not ZK_JAR.exists():
             raise RuntimeError("Apache ZooKeeper is not installed: run `make zookeeper`")
-        return zookeeper_server(workdir, extra=extra)
+        return zookeeper_server(workdir, extra=extra, jvm_flags=jvm_flags)
     raise ValueError(kind)

@@ -28,6 +28,7 @@ class Forward:
     cxid: int
     op: int
     body: bytes
+    auth: list[list[str]]  # the client connection's ids (scheme, id): ACLs are checked there
 
 
 @dataclass(frozen=True, slots=True)

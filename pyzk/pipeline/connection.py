@@ -23,6 +23,7 @@ from typing import Any
 
 from pyzk.jute.codec import MarshallingError
 from pyzk.jute.records import ConnectRequest
+from pyzk.pipeline.acl import AuthInfo
 
 # Default jute.maxbuffer: the largest frame ZooKeeper accepts (0xfffff bytes).
 DEFAULT_MAX_FRAME = 0xFFFFF
@@ -54,6 +55,7 @@ class ClientConnection:
     """Protocol state of one client connection; see the module docstring."""
 
     __slots__ = (
+        "auth",
         "closing",
         "handle",
         "handshaken",
@@ -74,6 +76,9 @@ class ClientConnection:
         self.max_frame = max_frame
         self.handle = handle  # the socket layer's object for this connection
         self.peer = peer  # "ip:port", for logs and four-letter words
+        # The ids this connection has proven: its address, then each addauth.
+        self.auth = AuthInfo()
+        self.auth.add(("ip", self.ip))
         self.inbuf = bytearray()
         self.outbox: list[bytes] = []  # framed replies not yet written
         self.handshaken = False
@@ -85,6 +90,11 @@ class ClientConnection:
         self.writes_in_flight = 0
         # (xid, op, frame) of held reads; frame None marks a write in flight.
         self.held: deque[tuple[int, int, bytes | None]] = deque()
+
+    @property
+    def ip(self) -> str:
+        """The client's address, without the port (ZooKeeper's ``ip`` auth id)."""
+        return self.peer.rsplit(":", 1)[0].strip("[]") if self.peer else ""
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Every complete frame in the buffer, decoded as far as its header."""

@@ -28,6 +28,7 @@ import struct
 from pyzk.ensemble.messages import AppMessage, Forward, SyncDone, SyncRequest, Touch
 from pyzk.jute import records as r
 from pyzk.jute.codes import WRITE_OPS, Err, OpCode
+from pyzk.pipeline.acl import AuthInfo
 from pyzk.pipeline.connection import ClientConnection
 from pyzk.pipeline.processor import _BAD_REQUEST, InFlight, Processor, session_password
 from pyzk.pipeline.reads import path_only
@@ -121,7 +122,8 @@ class EnsembleProcessor(Processor):
         key = (sid, _SESSION_KEY if op == OpCode.createSession else xid)
         self._forwarded[key] = InFlight(conn, xid, op, sub_ops)
         conn.held.append((xid, op, None))
-        self.to_forward.append(Forward(sid, xid, op, body))
+        auth = [[scheme, ident] for scheme, ident in conn.auth.ids()]
+        self.to_forward.append(Forward(sid, xid, op, body, auth))
 
     def _forward_sync(self, conn: ClientConnection, xid: int, frame: bytes) -> None:
         try:
@@ -223,7 +225,10 @@ class EnsembleProcessor(Processor):
             if req is None:
                 txn = self.prep.error(sid, msg.cxid, Err.MARSHALLINGERROR, self.wall_ms)
             else:
-                txn = self.prep.write(sid, msg.cxid, op, req, self.wall_ms)
+                auth = AuthInfo(self.settings.security)
+                for scheme, ident in msg.auth:
+                    auth.add((scheme, ident))
+                txn = self.prep.write(sid, msg.cxid, op, req, self.wall_ms, auth)
         self._inflight[txn.zxid] = InFlight(None, msg.cxid, op)  # answered by the learner
         self.to_log.append(txn)
 

@@ -23,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pyzk.jute import records as r
-from pyzk.jute.codes import CreateMode, Err, OpCode
+from pyzk.jute.codes import CreateMode, Err, OpCode, Perms
+from pyzk.pipeline.acl import AuthInfo, fixup_acl
+from pyzk.pipeline.errors import KeeperError
 from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
 from pyzk.tree.node import CONTAINER_OWNER, STAT, is_session_owner, ttl_owner
 from pyzk.tree.paths import parent_of, path_error
+from pyzk.tree.quota import exceeded, limit_path, parse_stats, stat_path
 from pyzk.tree.txn import (
     AclList,
     CheckVersionTxn,
@@ -46,15 +49,6 @@ from pyzk.tree.txn import (
 SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
 
 
-class KeeperError(Exception):
-    """A request fails with a ZooKeeper error code (it goes back in the reply header)."""
-
-    def __init__(self, code: int, path: str = "") -> None:
-        super().__init__(f"{Err(code).name} {path}".strip())
-        self.code = code
-        self.path = path
-
-
 @dataclass(slots=True)
 class Pending:
     """A node as it will be once the prepared txns are applied (ZooKeeper's ChangeRecord).
@@ -71,14 +65,18 @@ class Pending:
     num_children: int = 0
     owner: int = 0  # raw ephemeralOwner
     acl: AclList = ()
+    data_length: int = 0  # bytes of data (quota checks of setData)
 
 
 class Prep:
     """Turns write requests into txns against the tree plus pending changes."""
 
-    def __init__(self, tree: DataTree, extended_types: bool = False) -> None:
+    def __init__(
+        self, tree: DataTree, extended_types: bool = False, enforce_quota: bool = False
+    ) -> None:
         self.tree = tree
         self.extended_types = extended_types  # zookeeper.extendedTypesEnabled (TTL nodes)
+        self.enforce_quota = enforce_quota  # zookeeper.enforceQuota: hard limits fail writes
         self.next_zxid = tree.last_zxid + 1
         self._pending: dict[str, Pending] = {}
         self._order: deque[Pending] = deque()
@@ -86,6 +84,10 @@ class Prep:
         self.live: set[int] = set(tree.sessions)
         # Sessions whose close is prepared: their further writes fail (SessionTracker).
         self.closing: set[int] = set()
+        self._auth: AuthInfo | None = None  # the ids of the request being prepared
+        # reconfigEnabled: off, so reconfig answers RECONFIGDISABLED as a standalone
+        # ZooKeeper does; the ensemble turns it on and adds the handler.
+        self.reconfig_enabled = False
 
     # --- the pending view -------------------------------------------------------------
 
@@ -98,7 +100,9 @@ class Prep:
                 raise KeeperError(Err.NONODE, path)
             f = STAT.unpack(node.stat)
             n = f[9]
-            rec = Pending(-1, path, True, f[4], f[6], (f[5] + n) // 2, n, node.owner, node.acl)
+            rec = Pending(
+                -1, path, True, f[4], f[6], (f[5] + n) // 2, n, node.owner, node.acl, f[8]
+            )
         elif not rec.exists:
             raise KeeperError(Err.NONODE, path)
         return rec
@@ -126,9 +130,22 @@ class Prep:
 
     # --- entry points -----------------------------------------------------------------
 
-    def write(self, session_id: int, cxid: int, op: int, req: object, time_ms: int) -> Txn:
-        """Prepare one write request; a failure becomes an ErrorTxn with its own zxid."""
+    def write(
+        self,
+        session_id: int,
+        cxid: int,
+        op: int,
+        req: object,
+        time_ms: int,
+        auth: AuthInfo | None = None,
+    ) -> Txn:
+        """Prepare one write request; a failure becomes an ErrorTxn with its own zxid.
+
+        ``auth`` is the requesting connection's ids; None for the server's own requests
+        (container deletion), which ZooKeeper does not check against ACLs either.
+        """
         zxid = self._take_zxid()
+        self._auth = auth
         try:
             if op == OpCode.multi:
                 assert isinstance(req, list)
@@ -137,6 +154,8 @@ class Prep:
                 body = self._one(session_id, zxid, op, req, time_ms)
         except KeeperError as e:
             body = ErrorTxn(e.code)
+        finally:
+            self._auth = None
         return Txn(session_id, cxid, zxid, time_ms, body)
 
     def error(self, session_id: int, cxid: int, err: int, time_ms: int) -> Txn:
@@ -186,7 +205,10 @@ class Prep:
     # --- one op -----------------------------------------------------------------------
 
     def _one(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
-        self._check_session(sid)
+        if op == OpCode.reconfig and not self.reconfig_enabled:
+            raise KeeperError(Err.RECONFIGDISABLED)  # checked before anything else
+        if op != OpCode.deleteContainer:  # the server's own request has no session
+            self._check_session(sid)
         handler = _HANDLERS.get(op)
         if handler is None:
             raise KeeperError(Err.UNIMPLEMENTED)
@@ -211,6 +233,7 @@ class Prep:
         parent_path = path[:slash] or "/"
         acl = self._fixup_acl(req.acl, path)
         parent = self.record(parent_path)
+        self._check_acl(parent.acl, Perms.CREATE)
         if mode.is_sequential:
             path = f"{path}{parent.creates:010d}"
         if path_error(path) is not None:
@@ -219,15 +242,15 @@ class Prep:
             raise KeeperError(Err.NODEEXISTS, path)
         if is_session_owner(parent.owner):
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
-        owner = self._owner_for(mode, sid, ttl)
+        data_len = len(req.data) if req.data else 0
+        self._check_quota(path, data_len, 1)
+        owner = self._owner_for(op, mode, sid, ttl)
         creates = parent.creates + 1
         self._add(replace(parent, zxid=zxid, creates=creates, num_children=parent.num_children + 1))
-        self._add(Pending(zxid, path, True, owner=owner, acl=acl))
+        self._add(Pending(zxid, path, True, owner=owner, acl=acl, data_length=data_len))
         return CreateTxn(path, req.data, acl, owner, creates)
 
     def _validate_mode(self, op: int, mode: CreateMode, ttl: int, path: str) -> None:
-        if op == OpCode.createContainer and mode != CreateMode.CONTAINER:
-            raise KeeperError(Err.BADARGUMENTS, path)
         if op == OpCode.createTTL and not mode.is_ttl:
             raise KeeperError(Err.BADARGUMENTS, path)
         if mode.is_ttl:
@@ -237,17 +260,26 @@ class Prep:
                 raise KeeperError(Err.BADARGUMENTS, path)
 
     @staticmethod
-    def _owner_for(mode: CreateMode, sid: int, ttl: int) -> int:
-        if mode == CreateMode.CONTAINER:
+    def _owner_for(op: int, mode: CreateMode, sid: int, ttl: int) -> int:
+        """The new node's raw ephemeralOwner, as ZooKeeper's txn for ``op`` records it.
+
+        The opcode decides, not the flags: createContainer (19) makes a container even
+        with flags 0, and create/create2 with the CONTAINER flag make a plain persistent
+        node, because their CreateTxn only says "ephemeral or not" (DataTree.processTxn).
+        """
+        if op == OpCode.createContainer:
             return CONTAINER_OWNER
-        if mode.is_ttl:
+        if op == OpCode.createTTL:
             return ttl_owner(ttl)
         return sid if mode.is_ephemeral else 0
 
     def _fixup_acl(self, acl: list[r.ACL], path: str) -> AclList:
-        if not acl:
-            raise KeeperError(Err.INVALIDACL, path)
-        return tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+        return fixup_acl([(a.perms, a.id.scheme, a.id.id) for a in acl], self._auth)
+
+    def _check_acl(self, acl: AclList, perm: int) -> None:
+        """NOAUTH unless the requester may ``perm`` (the server's own requests may)."""
+        if self._auth is not None:
+            self._auth.check(acl, perm)
 
     def _delete(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
         assert isinstance(req, r.DeleteRequest)
@@ -258,10 +290,32 @@ class Prep:
         if slash == -1 or "\0" in path or path in SPECIAL_PATHS:
             raise KeeperError(Err.BADARGUMENTS, path)
         parent = self.record(path[:slash] or "/")
+        self._check_acl(parent.acl, Perms.DELETE)
         node = self.record(path)
         self._check_version(node.version, req.version, path)
         if node.num_children > 0:
             raise KeeperError(Err.NOTEMPTY, path)
+        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(Pending(zxid, path, False))
+        return DeleteTxn(path)
+
+    def _delete_container(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
+        """The reaper's delete of an empty container or an expired TTL node.
+
+        No ACL or version check; NOTEMPTY if a child appeared meanwhile and BADVERSION
+        if the path is now a plain ephemeral node (PrepRequestProcessor, deleteContainer).
+        """
+        assert isinstance(req, r.PathRequest)
+        path = req.path
+        slash = path.rfind("/")
+        if slash == -1 or "\0" in path or path in SPECIAL_PATHS:
+            raise KeeperError(Err.BADARGUMENTS, path)
+        node = self.record(path)
+        if node.num_children > 0:
+            raise KeeperError(Err.NOTEMPTY, path)
+        if is_session_owner(node.owner):
+            raise KeeperError(Err.BADVERSION, path)
+        parent = self.record(path[:slash] or "/")
         self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
         self._add(Pending(zxid, path, False))
         return DeleteTxn(path)
@@ -277,8 +331,11 @@ class Prep:
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
         node = self.record(path)
+        self._check_acl(node.acl, Perms.WRITE)
+        new_len = len(req.data) if req.data else 0
+        self._check_quota(path, new_len - node.data_length, 0)
         version = self._check_version(node.version, req.version, path)
-        self._add(replace(node, zxid=zxid, version=version))
+        self._add(replace(node, zxid=zxid, version=version, data_length=new_len))
         return SetDataTxn(path, req.data, version)
 
     def _set_acl(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
@@ -286,8 +343,9 @@ class Prep:
         path = req.path
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
-        node = self.record(path)
         acl = self._fixup_acl(req.acl, path)
+        node = self.record(path)
+        self._check_acl(node.acl, Perms.ADMIN)
         version = self._check_version(node.aversion, req.version, path)
         self._add(replace(node, zxid=zxid, aversion=version, acl=acl))
         return SetACLTxn(path, acl, version)
@@ -298,7 +356,25 @@ class Prep:
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
         node = self.record(path)
+        self._check_acl(node.acl, Perms.READ)
         return CheckVersionTxn(path, self._check_version(node.version, req.version, path))
+
+    def _check_quota(self, path: str, bytes_diff: int, count_diff: int) -> None:
+        """QUOTAEXCEEDED if the change takes a quota root past a hard limit.
+
+        As ZooKeeper, this reads the applied tree's limits and usage, not pending ones.
+        """
+        if not self.enforce_quota:
+            return
+        prefix = self.tree.quotas.max_prefix(path)
+        if prefix is None:
+            return
+        limits = self.tree.get(limit_path(prefix))
+        usage = self.tree.get(stat_path(prefix))
+        if limits is None or usage is None:
+            return
+        if exceeded(parse_stats(limits.data), parse_stats(usage.data), count_diff, bytes_diff):
+            raise KeeperError(Err.QUOTAEXCEEDED, prefix)
 
     @staticmethod
     def _check_version(current: int, expected: int, path: str) -> int:
@@ -337,6 +413,7 @@ _HANDLERS: dict[int, _Handler] = {
     OpCode.createContainer: Prep._create,
     OpCode.createTTL: Prep._create,
     OpCode.delete: Prep._delete,
+    OpCode.deleteContainer: Prep._delete_container,
     OpCode.setData: Prep._set_data,
     OpCode.setACL: Prep._set_acl,
     OpCode.check: Prep._check,

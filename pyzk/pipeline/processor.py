@@ -29,16 +29,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyzk.jute import records as r
 from pyzk.jute.codec import MarshallingError
 from pyzk.jute.codes import WRITE_OPS, Err, OpCode
+from pyzk.pipeline.acl import Security
 from pyzk.pipeline.connection import ClientConnection
-from pyzk.pipeline.prep import KeeperError, Prep
+from pyzk.pipeline.errors import KeeperError
+from pyzk.pipeline.prep import Prep
 from pyzk.pipeline.reads import READS
 from pyzk.pipeline.replies import write_body
 from pyzk.pipeline.requests import decode_write
+from pyzk.pipeline.session_ops import SESSION_OPS
 from pyzk.pipeline.wire import notification, reply
 from pyzk.tree.datatree import DataTree, Result
 from pyzk.tree.sessions import SessionTracker
@@ -66,6 +69,12 @@ class Settings:
     max_session_timeout_ms: int = 0  # 0: 20 x tick
     server_id: int = 1  # the top byte of session ids (standalone ZooKeeper uses 1)
     extended_types: bool = False
+    enforce_quota: bool = False
+    security: Security = field(default_factory=Security)  # skipACL, superDigest
+    # The container reaper: deletions per minute at most, and when a container that never
+    # had a child goes (0: never), as znode.container.maxPerMinute / maxNeverUsedIntervalMs.
+    container_max_per_minute: int = 10000
+    container_max_never_used_ms: int = 0
 
     def clamp_timeout(self, requested: int) -> int:
         lo = self.min_session_timeout_ms or 2 * self.tick_ms
@@ -87,7 +96,7 @@ class Processor:
     def __init__(self, tree: DataTree, settings: Settings, start_wall_ms: int) -> None:
         self.tree = tree
         self.settings = settings
-        self.prep = Prep(tree, settings.extended_types)
+        self.prep = Prep(tree, settings.extended_types, settings.enforce_quota)
         self.sessions = SessionTracker(settings.tick_ms)
         self.now_ms = 0
         self.wall_ms = start_wall_ms
@@ -116,6 +125,7 @@ class Processor:
             return
         timeout = self.settings.clamp_timeout(req.timeOut)
         conn.timeout_ms = timeout
+        conn.auth.security = self.settings.security
         if req.sessionId == 0:
             self._create_session(conn, timeout)
         else:
@@ -126,7 +136,17 @@ class Processor:
         if conn.closing:
             return
         self.sessions.touch(conn.session_id, self.now_ms)
-        if op in WRITE_OPS:
+        session_op = SESSION_OPS.get(op)
+        if session_op is not None:
+            # auth and sasl are answered at once, outside the pipeline (processPacket).
+            try:
+                close = session_op(conn, xid, frame)
+            except _BAD_REQUEST:
+                close = True  # an undecodable packet: ZooKeeper drops the connection
+            self.dirty[conn] = None
+            if close:
+                self._close(conn)
+        elif op in WRITE_OPS:
             self._prepare(conn, xid, op, frame)
         elif conn.held:
             conn.held.append((xid, op, frame))
@@ -152,6 +172,25 @@ class Processor:
             txn = self.prep.close_session(sid, 0, self.wall_ms)
             self._inflight[txn.zxid] = InFlight(None, 0, _CLOSE_SESSION)
             self.to_log.append(txn)
+
+    def check_containers(self, interval_ms: int) -> int:
+        """Delete empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
+
+        Called every ``interval_ms``. Each deletion is a deleteContainer request of the
+        server's own, prepared like any write: the tree changes only when it is applied.
+        At most ``maxPerMinute`` deletions a minute. Returns how many were prepared.
+        """
+        s = self.settings
+        budget = max(1, interval_ms * s.container_max_per_minute // 60000)
+        paths = self.tree.reap_candidates(self.wall_ms, s.container_max_never_used_ms)
+        for path in paths[:budget]:
+            log.info("Attempting to delete candidate container: %s", path)
+            txn = self.prep.write(
+                0, 0, OpCode.deleteContainer, r.PathRequest(path), self.wall_ms, auth=None
+            )
+            self._inflight[txn.zxid] = InFlight(None, 0, OpCode.deleteContainer)
+            self.to_log.append(txn)
+        return min(len(paths), budget)
 
     # --- the apply stage --------------------------------------------------------------
 
@@ -267,7 +306,7 @@ class Processor:
             else:
                 if isinstance(req, list):
                     sub_ops = [o for o, _ in req]
-                txn = self.prep.write(conn.session_id, xid, op, req, self.wall_ms)
+                txn = self.prep.write(conn.session_id, xid, op, req, self.wall_ms, conn.auth)
         self._inflight[txn.zxid] = InFlight(conn, xid, op, sub_ops)
         conn.held.append((xid, op, None))
         self.to_log.append(txn)

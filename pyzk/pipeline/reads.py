@@ -12,14 +12,19 @@ from collections.abc import Callable
 
 from pyzk.jute import records as r
 from pyzk.jute.codec import MarshallingError
-from pyzk.jute.codes import Err, EventType, OpCode
+from pyzk.jute.codes import Err, EventType, OpCode, Perms, WatcherType
+from pyzk.pipeline.acl import masked_for_reader
 from pyzk.pipeline.connection import ClientConnection
-from pyzk.pipeline.prep import KeeperError
+from pyzk.pipeline.errors import KeeperError
 from pyzk.pipeline.requests import MULTI_READ_RECORDS, decode_multi
-from pyzk.pipeline.wire import buffer, notification, strings
+from pyzk.pipeline.wire import acl_vector, buffer, notification, strings, ustring
 from pyzk.tree.datatree import DataTree
+from pyzk.tree.javaorder import java_hash_order
+from pyzk.tree.node import Node
+from pyzk.tree.watches import WatchMode
 
 _LEN = struct.Struct(">i").unpack_from
+_INT = struct.Struct(">i").pack
 _MULTI_HDR = struct.Struct(">i?i").pack
 _MULTI_DONE = _MULTI_HDR(-1, True, -1)
 
@@ -52,11 +57,18 @@ def exists(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     return node.stat
 
 
-def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
-    path, watch = path_watch(frame)
-    node = tree.nodes.get(path or "/")
+def _readable(tree: DataTree, conn: ClientConnection, path: str, perm: int = Perms.READ) -> Node:
+    """The node at ``path`` if the connection may read it: NONODE, then NOAUTH."""
+    node = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
     if node is None:
         raise KeeperError(Err.NONODE, path)
+    conn.auth.check(node.acl, perm)
+    return node
+
+
+def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, watch = path_watch(frame)
+    node = _readable(tree, conn, path)
     if watch:
         tree.watches.data.add(path, conn)
     return buffer(node.data) + node.stat
@@ -64,9 +76,7 @@ def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
 
 def get_children(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     path, watch = path_watch(frame)
-    node = tree.nodes.get(path or "/")
-    if node is None:
-        raise KeeperError(Err.NONODE, path)
+    node = _readable(tree, conn, path)
     if watch:
         tree.watches.child.add(path, conn)
     return strings(node.children or ())  # type: ignore[arg-type]
@@ -93,9 +103,18 @@ def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     ``relativeZxid`` is the last zxid the client saw: a data watch on a node modified
     since fires NodeDataChanged, a child watch on a node whose children changed fires
     NodeChildrenChanged, a watch on a node now gone fires NodeDeleted and an exists watch
-    on a node now present fires NodeCreated (DataTree.setWatches).
+    on a node now present fires NodeCreated (DataTree.setWatches). setWatches2 also
+    carries persistent and persistent recursive watches, which are re-added as they are.
     """
-    sw = r.SetWatches.decode(frame, 8)[0]
+    if _LEN(frame, 4)[0] == OpCode.setWatches2:
+        sw2 = r.SetWatches2.decode(frame, 8)[0]
+        sw = r.SetWatches(sw2.relativeZxid, sw2.dataWatches, sw2.existWatches, sw2.childWatches)
+        persistent = {
+            WatchMode.PERSISTENT: sw2.persistentWatches,
+            WatchMode.PERSISTENT_RECURSIVE: sw2.persistentRecursiveWatches,
+        }
+    else:
+        sw, persistent = r.SetWatches.decode(frame, 8)[0], {}
     rel = sw.relativeZxid
     for path in sw.dataWatches:
         node = tree.nodes.get(path)
@@ -118,6 +137,45 @@ def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
             conn.queue(notification(EventType.NodeChildrenChanged, path))
         else:
             tree.watches.child.add(path, conn)
+    for mode, paths in persistent.items():
+        for path in paths:
+            tree.watches.add_persistent(path, conn, mode)
+    return b""
+
+
+def add_watch(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """A persistent watch (mode 0) or a persistent recursive one (mode 1) on any path."""
+    req = r.AddWatchRequest.decode(frame, 8)[0]
+    try:
+        mode = WatchMode(req.mode)
+    except ValueError:
+        raise MarshallingError(f"unsupported watch mode {req.mode}") from None
+    if mode == WatchMode.STANDARD:
+        raise MarshallingError("unsupported watch mode -1")
+    tree.watches.add_persistent(req.path, conn, mode)
+    return _INT(0)  # an ErrorResponse with err 0
+
+
+def _watcher_type(frame: bytes) -> tuple[str, int]:
+    req = r.WatchesRequest.decode(frame, 8)[0]
+    if req.type not in (WatcherType.Children, WatcherType.Data, WatcherType.Any):
+        # WatcherType.fromInt throws, and ZooKeeper answers MARSHALLINGERROR.
+        raise MarshallingError(f"invalid watcher type {req.type}")
+    return req.path, req.type
+
+
+def check_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    path, kind = _watcher_type(frame)
+    if not tree.watches.contains(path, kind, conn):
+        raise KeeperError(Err.NOWATCHER, path)
+    return b""
+
+
+def remove_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """Remove this connection's watches; the client makes the *WatchRemoved events."""
+    path, kind = _watcher_type(frame)
+    if not tree.watches.remove(path, kind, conn):
+        raise KeeperError(Err.NOWATCHER, path)
     return b""
 
 
@@ -126,15 +184,50 @@ def multi_read(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     out: list[bytes] = []
     for op, req in decode_multi(frame, 8, MULTI_READ_RECORDS):
         assert isinstance(req, r.PathWatchRequest)
-        node = tree.nodes.get(req.path)
-        if node is None:
-            out.append(_MULTI_HDR(-1, False, Err.NONODE) + struct.pack(">i", Err.NONODE))
-        elif op == OpCode.getData:
+        try:
+            node = _readable(tree, conn, req.path)
+        except KeeperError as e:
+            out.append(_MULTI_HDR(-1, False, e.code) + _INT(e.code))
+            continue
+        if op == OpCode.getData:
+            if req.watch:
+                tree.watches.data.add(req.path, conn)
             out.append(_MULTI_HDR(op, False, 0) + buffer(node.data) + node.stat)
         else:
+            if req.watch:
+                tree.watches.child.add(req.path, conn)
             out.append(_MULTI_HDR(op, False, 0) + strings(node.children or ()))  # type: ignore[arg-type]
     out.append(_MULTI_DONE)
     return b"".join(out)
+
+
+def get_acl(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """The ACL and Stat; READ or ADMIN needed, and without ADMIN digests are masked."""
+    path = path_only(frame)
+    node = _readable(tree, conn, path, Perms.READ | Perms.ADMIN)
+    acl = node.acl if conn.auth.allows(node.acl, Perms.ADMIN) else masked_for_reader(node.acl)
+    return acl_vector(acl) + node.stat
+
+
+def get_all_children_number(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """How many nodes are below ``path``, at any depth (READ needed on ``path``)."""
+    path = path_only(frame)
+    _readable(tree, conn, path)
+    return _INT(tree.descendant_count(path))
+
+
+def get_ephemerals(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    """The session's ephemerals whose path starts with the prefix ("" or "/": all)."""
+    prefix = path_only(frame)
+    mine = java_hash_order(tree.ephemerals.get(conn.session_id, ()))
+    if prefix.strip() not in ("", "/"):
+        mine = [p for p in mine if p.startswith(prefix)]
+    return strings(mine)
+
+
+def who_am_i(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
+    infos = conn.auth.client_infos()
+    return _INT(len(infos)) + b"".join(ustring(s) + ustring(u) for s, u in infos)
 
 
 ReadHandler = Callable[[DataTree, ClientConnection, bytes], bytes]
@@ -147,5 +240,13 @@ READS: dict[int, ReadHandler] = {
     OpCode.sync: sync,
     OpCode.ping: ping,
     OpCode.setWatches: set_watches,
+    OpCode.setWatches2: set_watches,
+    OpCode.addWatch: add_watch,
+    OpCode.checkWatches: check_watches,
+    OpCode.removeWatches: remove_watches,
     OpCode.multiRead: multi_read,
+    OpCode.getACL: get_acl,
+    OpCode.getAllChildrenNumber: get_all_children_number,
+    OpCode.getEphemerals: get_ephemerals,
+    OpCode.whoAmI: who_am_i,
 }

@@ -13,7 +13,7 @@ WRITE_RECORDS: dict[int, type[Record]] = {
     OpCode.createContainer: r.CreateRequest,
     OpCode.createTTL: r.CreateTTLRequest,
     OpCode.delete: r.DeleteRequest,
-    OpCode.deleteContainer: r.PathRequest,
+    OpCode.reconfig: r.ReconfigRequest,
     OpCode.setData: r.SetDataRequest,
     OpCode.setACL: r.SetACLRequest,
     OpCode.check: r.CheckVersionRequest,
@@ -55,6 +55,11 @@ def decode_multi(
 
 def decode_write(op: int, frame: bytes) -> object:
     """The request record of a write (a list of (op, record) for multi)."""
+    if op == OpCode.deleteContainer:
+        # ZooKeeper reads the whole request buffer, header included, as the UTF-8 path
+        # (meant for its own container reaper); from a client that "path" holds the
+        # header's NUL bytes, so the delete fails with BADARGUMENTS, as here.
+        return r.PathRequest(str(frame, "utf-8", "replace"))
     if op == OpCode.multi:
         allowed = {k: v for k, v in WRITE_RECORDS.items() if k in MULTI_WRITE_OPS}
         return decode_multi(frame, 8, allowed)

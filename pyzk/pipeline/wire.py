@@ -31,6 +31,11 @@ def strings(items: list[str] | set[str]) -> bytes:
     return _INT(len(items)) + b"".join(ustring(s) for s in items)
 
 
+def acl_vector(acl: tuple[tuple[int, str, str], ...]) -> bytes:
+    """A jute vector<ACL>: (perms, scheme, id) each."""
+    return _INT(len(acl)) + b"".join(_INT(p) + ustring(s) + ustring(i) for p, s, i in acl)
+
+
 def notification(event_type: int, path: str, state: int = KeeperState.SyncConnected) -> bytes:
     """A watch event: xid -1, zxid -1 (ZooKeeper 3.8 sends no zxid with events)."""
     p = path.encode()

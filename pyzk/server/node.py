@@ -19,6 +19,7 @@ from typing import Any
 from pyzk.config import Config
 from pyzk.ops import fourletter
 from pyzk.ops.stats import ServerMetrics, ServerStats
+from pyzk.pipeline.acl import Security
 from pyzk.pipeline.connection import CONNECT, FOUR_LETTER, REQUEST, ClientConnection, Event
 from pyzk.pipeline.processor import Processor, Settings
 from pyzk.server.client_listener import ClientProtocol
@@ -43,6 +44,10 @@ class Server:
             min_session_timeout_ms=config.min_timeout_ms,
             max_session_timeout_ms=config.max_timeout_ms,
             extended_types=config.extended_types_enabled,
+            enforce_quota=config.enforce_quota,
+            security=Security(skip_acl=config.skip_acl, super_digest=config.super_digest),
+            container_max_per_minute=config.container_max_per_minute,
+            container_max_never_used_ms=config.container_max_never_used_ms,
         )
         if config.myid is not None:
             settings.server_id = config.myid & 0xFF  # the top byte of its session ids
@@ -69,6 +74,7 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._purge_handle: asyncio.TimerHandle | None = None
+        self._container_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
 
     # --- lifecycle --------------------------------------------------------------------
@@ -86,6 +92,7 @@ class Server:
         self.proc.restore_sessions()
         self._schedule_tick()
         self._schedule_purge()
+        self._schedule_container_check()
         log.info("binding to port %s:%d", cfg.client_port_address, self.client_port)
 
     @property
@@ -103,7 +110,7 @@ class Server:
         """Stop accepting, close every client connection, and finish."""
         if self._listener is not None:
             self._listener.close()
-        for handle in (self._tick_handle, self._purge_handle):
+        for handle in (self._tick_handle, self._purge_handle, self._container_handle):
             if handle is not None:
                 handle.cancel()
         await self.log_stage.drain()  # what is in flight is answered first
@@ -194,6 +201,18 @@ class Server:
         if hours > 0:
             loop = asyncio.get_running_loop()
             self._purge_handle = loop.call_later(hours * 3600, self._purge)
+
+    def _schedule_container_check(self) -> None:
+        interval = self.config.container_check_interval_ms
+        loop = asyncio.get_running_loop()
+        self._container_handle = loop.call_later(interval / 1000, self._check_containers)
+
+    def _check_containers(self) -> None:
+        """The container and TTL reaper's round: deletions go through the pipeline."""
+        self._clock()
+        self.proc.check_containers(self.config.container_check_interval_ms)
+        self._pump()
+        self._schedule_container_check()
 
     def _purge(self) -> None:
         asyncio.get_running_loop().create_task(self.log_stage.purge())

@@ -24,6 +24,7 @@ from typing import Any
 from pyzk.jute.codes import Err, EventType
 from pyzk.tree.node import (
     AVERSION,
+    CONTAINER_OWNER,
     CVERSION,
     DATA_LENGTH,
     MTIME,
@@ -33,10 +34,20 @@ from pyzk.tree.node import (
     STAT,
     VERSION,
     Node,
-    is_session_owner,
     new_stat,
+    ttl_of,
 )
 from pyzk.tree.paths import split
+from pyzk.tree.quota import (
+    BYTES,
+    COUNT,
+    LIMIT_NODE,
+    STAT_NODE,
+    QuotaIndex,
+    format_stats,
+    parse_stats,
+    stat_path,
+)
 from pyzk.tree.txn import (
     AclList,
     CheckVersionTxn,
@@ -118,8 +129,13 @@ class SnapshotView:
 class DataTree:
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
-        self.ephemerals: dict[int, set[str]] = {}  # session id -> its ephemeral paths
+        # session id -> its ephemeral paths, in creation order (getEphemerals shows it)
+        self.ephemerals: dict[int, dict[str, None]] = {}
         self.sessions: dict[int, int] = {}  # live session id -> timeout (ms): durable state
+        # Containers and TTL nodes, for the reaper (DataTree.getContainers / getTtls).
+        self.containers: dict[str, None] = {}
+        self.ttls: dict[str, None] = {}
+        self.quotas = QuotaIndex()  # paths with a quota (their zookeeper_limits exists)
         self.watches = WatchManager()
         self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
         self.data_size = 0  # sum of path and data lengths ("approximate_data_size")
@@ -152,6 +168,49 @@ class DataTree:
         view = self.view
         if view is not None and path not in view.preserved:
             view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
+
+    def descendant_count(self, path: str) -> int:
+        """Nodes below ``path`` at any depth (DataTree.getAllChildrenNumber).
+
+        ZooKeeper counts the keys of its node map that start with ``path + "/"``; the map
+        also holds the root under "", so for "" it counts every node, the root included.
+        """
+        if not path:
+            return len(self.nodes)
+        if path == "/":
+            return len(self.nodes) - 1
+        count, stack = 0, [path]
+        while stack:
+            p = stack.pop()
+            node = self.nodes.get(p)
+            if node is not None and node.children:
+                count += len(node.children)
+                stack.extend(p + "/" + c for c in node.children)
+        return count
+
+    def reap_candidates(self, wall_ms: int, max_never_used_ms: int = 0) -> list[str]:
+        """Containers and TTL nodes due for deletion (ContainerManager.getCandidates).
+
+        A container goes once it is empty and has ever had a child (its create count is
+        above 0), or, with ``max_never_used_ms``, once it sat unused that long. A TTL node
+        goes once it is empty and unmodified for longer than its TTL (by its mtime).
+        """
+        out: list[str] = []
+        for path in self.containers:
+            node = self.nodes.get(path)
+            if node is None or node.children:
+                continue
+            f = node.fields()
+            if node.creates() > 0 or (max_never_used_ms and wall_ms - f[MTIME] > max_never_used_ms):
+                out.append(path)
+        for path in self.ttls:
+            node = self.nodes.get(path)
+            if node is None or node.children:
+                continue
+            ttl = ttl_of(node.owner)
+            if ttl and wall_ms - node.fields()[MTIME] > ttl:
+                out.append(path)
+        return out
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -224,13 +283,19 @@ class DataTree:
         f[NUM_CHILDREN] = len(parent.children)
         f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
         parent.stat = STAT.pack(*f)
-        if is_session_owner(t.owner):
-            self.ephemerals.setdefault(t.owner, set()).add(path)
+        self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
+        created = node.stat  # the reply's Stat is taken before any quota bookkeeping
+        if parent_path.startswith(QUOTA):
+            if name == LIMIT_NODE:
+                self.quotas.add(parent_path[len(QUOTA) :])
+            elif name == STAT_NODE:
+                self._recount_quota(parent_path[len(QUOTA) :])
+        self._count_quota(path, len(t.data) if t.data else 0, 1)
         w = self.watches
         w.trigger_data(path, EventType.NodeCreated, fired)
         w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
-        return Result(path=path, stat=node.stat)
+        return Result(path=path, stat=created)
 
     def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
         path = t.path
@@ -251,13 +316,11 @@ class DataTree:
         if txn.zxid > f[PZXID]:
             f[PZXID] = txn.zxid
         parent.stat = STAT.pack(*f)
-        if is_session_owner(node.owner):
-            paths = self.ephemerals.get(node.owner)
-            if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del self.ephemerals[node.owner]
+        self._untrack_owner(path, node.owner)
         self.data_size -= len(path) + (len(node.data) if node.data else 0)
+        if parent_path.startswith(ZOOKEEPER) and name == LIMIT_NODE:
+            self.quotas.remove(parent_path[len(QUOTA) :])
+        self._count_quota(path, -(len(node.data) if node.data else 0), -1)
         w = self.watches
         seen = w.trigger_data(path, EventType.NodeDeleted, fired)
         w.trigger_child(path, EventType.NodeDeleted, fired, skip=seen)
@@ -274,9 +337,11 @@ class DataTree:
         f[MZXID] = txn.zxid
         f[MTIME] = txn.time_ms
         f[VERSION] = t.version
+        old_len = f[DATA_LENGTH]
         f[DATA_LENGTH] = len(t.data) if t.data else 0
         node.stat = STAT.pack(*f)
         node.data = t.data
+        self._count_quota(t.path, f[DATA_LENGTH] - old_len, 0)
         self.watches.trigger_data(t.path, EventType.NodeDataChanged, fired)
         return Result(stat=node.stat)
 
@@ -304,7 +369,7 @@ class DataTree:
     def _close_session(self, txn: Txn, t: CloseSessionTxn, fired: list[Fired]) -> Result:
         # Delete what the close was prepared with, plus anything the session created after
         # (it cannot have: prep refuses a closing session's writes; this is belt and braces).
-        paths = set(t.paths) | self.ephemerals.get(txn.session_id, set())
+        paths = set(t.paths) | set(self.ephemerals.get(txn.session_id, ()))
         for path in sorted(paths):
             self._delete(txn, DeleteTxn(path), fired)
         self.ephemerals.pop(txn.session_id, None)
@@ -323,7 +388,7 @@ class DataTree:
         """Rebuild a tree from snapshot records (parents before children)."""
         tree = cls()
         tree.nodes.clear()
-        nodes, ephemerals, intern = tree.nodes, tree.ephemerals, tree._intern
+        nodes, intern = tree.nodes, tree._intern
         size = 0
         for path, data, stat, acl, owner in records:
             nodes[path] = Node(data, stat, intern(acl), owner)
@@ -334,14 +399,87 @@ class DataTree:
                 if p.children is None:
                     p.children = set()
                 p.children.add(name)
-            if is_session_owner(owner):
-                ephemerals.setdefault(owner, set()).add(path)
+            tree._track_owner(path, owner)
         tree.sessions = sessions
         tree.last_zxid = zxid
+        tree._setup_quotas()
         tree.data_size = size
         return tree
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _count_quota(self, path: str, bytes_diff: int, count_diff: int) -> None:
+        """Charge a change to the deepest quota above ``path`` (updateQuotaStat).
+
+        The stats node's data changes in place: no new version or mzxid, as in ZooKeeper.
+        """
+        prefix = self.quotas.max_prefix(path)
+        if prefix is None:
+            return
+        stats = self.nodes.get(stat_path(prefix))
+        if stats is None:
+            return
+        usage = parse_stats(stats.data)
+        usage[COUNT] = usage.get(COUNT, -1) + count_diff
+        usage[BYTES] = usage.get(BYTES, -1) + bytes_diff
+        self._set_quota_data(stat_path(prefix), stats, format_stats(usage))
+
+    def _recount_quota(self, path: str) -> None:
+        """Count a quota root's subtree into its stats node (updateQuotaForPath)."""
+        count = size = 0
+        stack = [path] if path in self.nodes else []
+        while stack:
+            p = stack.pop()
+            node = self.nodes[p]
+            count += 1
+            size += len(node.data) if node.data else 0
+            stack.extend(p.rstrip("/") + "/" + c for c in node.children or ())
+        stats = self.nodes.get(stat_path(path))
+        if stats is not None:
+            usage = format_stats({COUNT: count, BYTES: size})
+            self._set_quota_data(stat_path(path), stats, usage)
+
+    def _set_quota_data(self, path: str, node: Node, data: bytes) -> None:
+        self._cow(path, node)
+        f = node.fields()
+        f[DATA_LENGTH] = len(data)
+        node.stat = STAT.pack(*f)
+        node.data = data
+
+    def _setup_quotas(self) -> None:
+        """After loading a snapshot: find every limits node, recount its root (setupQuota)."""
+        for path in self.nodes:
+            if path.startswith(QUOTA + "/") and path.endswith("/" + LIMIT_NODE):
+                node = self.nodes[path]
+                if not node.children:
+                    root = path[len(QUOTA) : -len(LIMIT_NODE) - 1]
+                    self._recount_quota(root)
+                    self.quotas.add(root)
+
+    def _track_owner(self, path: str, owner: int) -> None:
+        """Index a new node by its kind: a session's ephemeral, a container, a TTL node."""
+        if owner == 0:
+            return
+        if owner == CONTAINER_OWNER:
+            self.containers[path] = None
+        elif ttl_of(owner) is not None:
+            self.ttls[path] = None
+        else:
+            self.ephemerals.setdefault(owner, {})[path] = None
+
+    def _untrack_owner(self, path: str, owner: int) -> None:
+        if owner == 0:
+            return
+        if owner == CONTAINER_OWNER:
+            self.containers.pop(path, None)
+        elif ttl_of(owner) is not None:
+            self.ttls.pop(path, None)
+        else:
+            paths = self.ephemerals.get(owner)
+            if paths is not None:
+                paths.pop(path, None)
+                if not paths:
+                    del self.ephemerals[owner]
 
     def _intern(self, acl: AclList) -> AclList:
         """Share one tuple per distinct ACL list (ZooKeeper's ReferenceCountedACLCache)."""

@@ -1,38 +1,70 @@
-"""Watches, as ZooKeeper's ``WatchManager`` keeps them.
+"""Watches, as ZooKeeper 3.8's ``WatchManager`` keeps them.
 
+Theory of operation
+-------------------
 A watch belongs to a *watcher*, which is the client connection that set it (ZooKeeper's
 ServerCnxn): when the connection goes, its watches go with it, and a client that
-reconnects re-registers them with setWatches. Standard watches are one-shot: they are
-removed as they fire. Data watches (set by getData and exists) and child watches (set by
-getChildren) live in separate tables, as in ZooKeeper, because a node's deletion fires
-both kinds but each watcher hears about it once.
+reconnects re-registers them with setWatches/setWatches2.
 
-The manager is pure: ``trigger`` returns who must be told; the caller delivers.
+There are two tables, as in ZooKeeper's DataTree: *data* watches (set by getData and
+exists) and *child* watches (set by getChildren). A node's deletion fires both kinds,
+but each watcher hears about it once: the child table skips watchers the data table
+already told.
+
+Each (watcher, path) in a table has one *mode* (``WatcherModeManager``):
+
+* STANDARD: one-shot, removed as it fires, fires only for its own path;
+* PERSISTENT (addWatch mode 0): stays, fires for its own path;
+* PERSISTENT_RECURSIVE (addWatch mode 1): stays, fires for its path and every path
+  below it, except NodeChildrenChanged (a recursive watcher hears of the child itself).
+
+addWatch puts the watch in both tables with that mode. Setting a standard watch on a
+(watcher, path) that has a persistent one *replaces* the mode in that table, as
+ZooKeeper 3.8 does (one mode per key; ZOOKEEPER-4466 changed this only in 3.9).
+
+The manager is pure: ``trigger_*`` return who must be told; the caller delivers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from enum import IntEnum
+
+from pyzk.jute.codes import EventType, WatcherType
 
 Watcher = Hashable
 # A fired watch: (watcher, EventType value, path).
 Fired = tuple[Watcher, int, str]
 
-DATA = 0
-CHILD = 1
+
+class WatchMode(IntEnum):
+    STANDARD = -1
+    PERSISTENT = 0  # the AddWatchMode values
+    PERSISTENT_RECURSIVE = 1
+
+
+def _self_and_ancestors(path: str) -> Iterable[str]:
+    """``path``, then each parent up to "/" (ZooKeeper's PathParentIterator)."""
+    yield path
+    while len(path) > 1:
+        i = path.rfind("/")
+        path = path[:i] or "/"
+        yield path
 
 
 class WatchTable:
-    """One kind of one-shot watch: path -> watchers, plus the reverse index."""
+    """One kind of watch: path -> watchers, the reverse index, and non-standard modes."""
 
-    __slots__ = ("by_path", "by_watcher")
+    __slots__ = ("by_path", "by_watcher", "modes", "recursive")
 
     def __init__(self) -> None:
         # dicts rather than sets keep firing order deterministic (insertion order).
         self.by_path: dict[str, dict[Watcher, None]] = {}
         self.by_watcher: dict[Watcher, dict[str, None]] = {}
+        self.modes: dict[tuple[Watcher, str], WatchMode] = {}  # absent: STANDARD
+        self.recursive = 0  # how many PERSISTENT_RECURSIVE entries (skip parents if none)
 
-    def add(self, path: str, watcher: Watcher) -> None:
+    def add(self, path: str, watcher: Watcher, mode: WatchMode = WatchMode.STANDARD) -> None:
         ws = self.by_path.get(path)
         if ws is None:
             ws = self.by_path[path] = {}
@@ -41,32 +73,78 @@ class WatchTable:
         if ps is None:
             ps = self.by_watcher[watcher] = {}
         ps[path] = None
+        self._set_mode(watcher, path, mode)
 
-    def pop(self, path: str) -> dict[Watcher, None]:
-        """Remove and return every watcher of ``path`` (a one-shot watch fires once)."""
-        ws = self.by_path.pop(path, None)
-        if not ws:
-            return {}
-        for w in ws:
-            ps = self.by_watcher.get(w)
-            if ps is not None:
-                ps.pop(path, None)
-                if not ps:
-                    del self.by_watcher[w]
-        return ws
+    def _set_mode(self, watcher: Watcher, path: str, mode: WatchMode) -> None:
+        key = (watcher, path)
+        old = self.modes.pop(key, WatchMode.STANDARD)
+        if mode != WatchMode.STANDARD:
+            self.modes[key] = mode
+        was = old == WatchMode.PERSISTENT_RECURSIVE
+        now = mode == WatchMode.PERSISTENT_RECURSIVE
+        self.recursive += now - was
+
+    def trigger(
+        self, path: str, event: int, out: list[Fired], skip: Iterable[Watcher] = ()
+    ) -> dict[Watcher, None]:
+        """Fire the watches ``event`` on ``path`` concerns; returns who they belong to.
+
+        Watchers in ``skip`` are not told (they were told by the other table) but are
+        still consumed, as in ZooKeeper.
+        """
+        told: dict[Watcher, None] = {}
+        paths = _self_and_ancestors(path) if self.recursive else (path,)
+        for local in paths:
+            ws = self.by_path.get(local)
+            if not ws:
+                continue
+            at_parent = local != path
+            for w in list(ws):
+                mode = self.modes.get((w, local), WatchMode.STANDARD)
+                if mode == WatchMode.PERSISTENT_RECURSIVE:
+                    if event != EventType.NodeChildrenChanged:
+                        told[w] = None
+                elif not at_parent:
+                    told[w] = None
+                    if mode == WatchMode.STANDARD:
+                        del ws[w]
+                        ps = self.by_watcher.get(w)
+                        if ps is not None:
+                            ps.pop(local, None)
+                            if not ps:
+                                del self.by_watcher[w]
+            if not ws:
+                del self.by_path[local]
+        skip = set(skip) if skip else ()
+        for w in told:
+            if w not in skip:
+                out.append((w, event, path))
+        return told
 
     def remove(self, path: str, watcher: Watcher) -> bool:
+        """Remove one watcher's watch on ``path``, whatever its mode; False if none."""
+        ps = self.by_watcher.get(watcher)
+        if ps is None or path not in ps:
+            return False
+        del ps[path]
+        if not ps:
+            del self.by_watcher[watcher]
         ws = self.by_path.get(path)
         if ws is None or watcher not in ws:
             return False
         del ws[watcher]
         if not ws:
             del self.by_path[path]
-        ps = self.by_watcher[watcher]
-        del ps[path]
-        if not ps:
-            del self.by_watcher[watcher]
+        self._set_mode(watcher, path, WatchMode.STANDARD)
         return True
+
+    def contains(self, path: str, watcher: Watcher) -> bool:
+        """checkWatches' test (``WatchManager.containsWatcher`` in 3.8.0).
+
+        It answers whether *any* connection watches ``path`` in this table, not only
+        ``watcher``: 3.8.0 looks the path up and never the watcher in its set.
+        """
+        return path in self.by_path
 
     def has(self, path: str, watcher: Watcher) -> bool:
         ws = self.by_path.get(path)
@@ -78,6 +156,7 @@ class WatchTable:
             del ws[watcher]
             if not ws:
                 del self.by_path[path]
+            self._set_mode(watcher, path, WatchMode.STANDARD)
 
     def count(self) -> int:
         return sum(len(ws) for ws in self.by_path.values())
@@ -91,20 +170,37 @@ class WatchManager:
         self.child = WatchTable()
 
     def trigger_data(self, path: str, event: int, out: list[Fired]) -> dict[Watcher, None]:
-        ws = self.data.pop(path)
-        for w in ws:
-            out.append((w, event, path))
-        return ws
+        return self.data.trigger(path, event, out)
 
     def trigger_child(
         self, path: str, event: int, out: list[Fired], skip: Iterable[Watcher] = ()
     ) -> None:
-        ws = self.child.pop(path)
-        if ws:
-            skip = set(skip)
-            for w in ws:
-                if w not in skip:
-                    out.append((w, event, path))
+        self.child.trigger(path, event, out, skip)
+
+    def add_persistent(self, path: str, watcher: Watcher, mode: WatchMode) -> None:
+        """addWatch: a persistent (or recursive) watch sits in both tables."""
+        self.data.add(path, watcher, mode)
+        self.child.add(path, watcher, mode)
+
+    def _tables(self, kind: int) -> tuple[WatchTable, ...]:
+        if kind == WatcherType.Children:
+            return (self.child,)
+        if kind == WatcherType.Data:
+            return (self.data,)
+        if kind == WatcherType.Any:
+            return (self.child, self.data)
+        raise ValueError(f"unknown watcher type {kind}")
+
+    def remove(self, path: str, kind: int, watcher: Watcher) -> bool:
+        """removeWatches: False (NOWATCHER) when nothing was removed."""
+        removed = False
+        for table in self._tables(kind):
+            removed = table.remove(path, watcher) or removed
+        return removed
+
+    def contains(self, path: str, kind: int, watcher: Watcher) -> bool:
+        """checkWatches: see :meth:`WatchTable.contains` for 3.8.0's quirk."""
+        return any(table.contains(path, watcher) for table in self._tables(kind))
 
     def drop_watcher(self, watcher: Watcher) -> None:
         """Forget every watch of a closed connection."""

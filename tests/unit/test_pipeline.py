@@ -157,3 +157,33 @@ def test_replaying_the_log_rebuilds_the_same_tree() -> None:
     }
     assert replayed.ephemerals == h.tree.ephemerals
     assert replayed.sessions == h.tree.sessions
+
+
+def test_container_reaper_deletes_through_the_pipeline() -> None:
+    h = Harness()
+    c = h.client()
+    h.send(c, 1, OpCode.createContainer, create("/box", flags=4))
+    h.send(c, 2, OpCode.create, create("/box/a"))
+    h.send(c, 3, OpCode.delete, r.DeleteRequest("/box/a", -1))
+    h.flush_log()
+    before = len(h.logged)
+    assert h.proc.check_containers(interval_ms=1000) == 1
+    assert "/box" in h.tree.nodes  # prepared, not applied: the log comes first
+    h.flush_log()
+    assert "/box" not in h.tree.nodes
+    reaped = h.logged[before:]
+    assert [type(t.body).__name__ for t in reaped] == ["DeleteTxn"]
+    assert reaped[0].session_id == 0
+    assert h.proc.check_containers(interval_ms=1000) == 0
+
+
+def test_reaper_honours_max_per_minute() -> None:
+    h = Harness()
+    h.proc.settings.container_max_per_minute = 60  # one a second
+    c = h.client()
+    for i in range(3):
+        h.send(c, 1, OpCode.createContainer, create(f"/b{i}", flags=4))
+        h.send(c, 2, OpCode.create, create(f"/b{i}/x"))
+        h.send(c, 3, OpCode.delete, r.DeleteRequest(f"/b{i}/x", -1))
+    h.flush_log()
+    assert h.proc.check_containers(interval_ms=1000) == 1

@@ -71,7 +71,7 @@ def test_snapshot_round_trip(tmp_path: Path) -> None:
     loaded = read_snapshot(path)
     assert loaded.zxid == tree.last_zxid
     assert state(loaded.tree) == state(tree)
-    assert loaded.tree.ephemerals == {SID: {"/a/e"}}
+    assert loaded.tree.ephemerals == {SID: {"/a/e": None}}
     assert loaded.tree.sessions == {SID: 30000}
     assert loaded.tree.data_size == tree.data_size
 
@@ -144,3 +144,39 @@ def test_recovery_falls_back_to_an_older_snapshot(tmp_path: Path) -> None:
 def test_recovery_without_anything_is_an_empty_tree(tmp_path: Path) -> None:
     rec = recover(tmp_path / "data", tmp_path / "log")
     assert rec.tree.last_zxid == 0 and "/zookeeper" in rec.tree.nodes
+
+
+def test_containers_and_ttl_nodes_survive_snapshot_and_log(tmp_path: Path) -> None:
+    from pyzk.tree.node import CONTAINER_OWNER, ttl_owner
+    from pyzk.tree.txn import decode_txn
+
+    tree = DataTree()
+    w = Writer(tree)
+    w.create("/box", b"", owner=CONTAINER_OWNER)
+    w.create("/tmp", b"t", owner=ttl_owner(5000))
+    w.create("/box/x")
+    w(DeleteTxn("/box/x"))
+    loaded = read_snapshot(write_snapshot(tree, tmp_path)).tree
+    assert (loaded.containers, loaded.ttls) == ({"/box": None}, {"/tmp": None})
+    assert loaded.ephemerals == {}
+    # The creates round-trip through the log's encoding with their owners.
+    txn = Txn(SID, 1, 99, 5, CreateTxn("/t2", b"", OPEN, ttl_owner(7), 1))
+    assert decode_txn(encode_txn(txn)) == txn
+    assert loaded.reap_candidates(wall_ms=1000 + w.zxid + 10) == ["/box"]
+    assert loaded.reap_candidates(wall_ms=1000 + w.zxid + 6000) == ["/box", "/tmp"]
+
+
+def test_quota_roots_and_usage_are_rebuilt_from_a_snapshot(tmp_path: Path) -> None:
+    tree = DataTree()
+    w = Writer(tree)
+    w.create("/app", b"1234")
+    w.create("/app/a", b"56")
+    w.create("/zookeeper/quota/app")
+    w.create("/zookeeper/quota/app/zookeeper_limits", b"count=-1,bytes=-1=;countHardLimit=9")
+    w.create("/zookeeper/quota/app/zookeeper_stats", b"count=0,bytes=0")
+    assert tree.nodes["/zookeeper/quota/app/zookeeper_stats"].data == b"count=2,bytes=6"
+    w.create("/app/b", b"7")
+    loaded = read_snapshot(write_snapshot(tree, tmp_path)).tree
+    assert loaded.quotas.roots == {"/app"}
+    assert loaded.nodes["/zookeeper/quota/app/zookeeper_stats"].data == b"count=3,bytes=7"
+    assert state(loaded) == state(tree)

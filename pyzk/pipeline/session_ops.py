@@ -1,0 +1,54 @@
+"""Packets a connection's session answers itself: auth (addauth) and sasl.
+
+ZooKeeper handles these in ``ZooKeeperServer.processPacket``, before the request
+pipeline: the reply goes out at once, even ahead of replies still in flight.
+
+* **auth** (opcode 100, xid -4 by convention): the scheme's provider adds the ids the
+  packet proves to the connection; the reply is ``ReplyHeader(xid, 0, 0)``. An unknown
+  scheme gets AUTHFAILED and the connection is closed.
+* **sasl** (opcode 102): with no SASL login configured (``factory.login == null``) the
+  server has no SASL server for the connection, and answers OK with a null token; the
+  client's SASL negotiation then goes no further. pyzk never configures SASL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pyzk.jute import records as r
+from pyzk.jute.codes import Err, OpCode
+from pyzk.pipeline.connection import ClientConnection
+from pyzk.pipeline.wire import NULL, reply
+
+log = logging.getLogger(__name__)
+
+
+def auth(conn: ClientConnection, xid: int, frame: bytes) -> bool:
+    """Handle an auth packet; True when the connection must close."""
+    packet = r.AuthPacket.decode(frame, 8)[0]
+    if conn.auth.authenticate(packet.scheme, packet.auth or b"", conn.ip):
+        log.info(
+            "Session 0x%x: auth success for scheme %s and address %s",
+            conn.session_id,
+            packet.scheme,
+            conn.peer,
+        )
+        conn.queue(reply(xid, 0, Err.OK))
+        return False
+    log.warning("No authentication provider for scheme: %s has ip digest", packet.scheme)
+    conn.queue(reply(xid, 0, Err.AUTHFAILED))
+    return True
+
+
+def sasl(conn: ClientConnection, xid: int, frame: bytes) -> bool:
+    """SASL is not configured: OK with a null token, as ZooKeeper answers then."""
+    r.GetSASLRequest.decode(frame, 8)  # an undecodable token closes the connection
+    conn.queue(reply(xid, 0, Err.OK, NULL))
+    return False
+
+
+SESSION_OPS: dict[int, Callable[[ClientConnection, int, bytes], bool]] = {
+    OpCode.auth: auth,
+    OpCode.sasl: sasl,
+}
