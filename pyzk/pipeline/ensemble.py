@@ -45,6 +45,10 @@ LEADER = "leader"
 FOLLOWER = "follower"
 OBSERVER = "observer"
 LOOKING = "looking"
+READ_ONLY = "read-only"
+
+# What a read-only server refuses with NOTREADONLY (ReadOnlyRequestProcessor).
+_NOT_IN_READ_ONLY = (WRITE_OPS - {OpCode.createSession, OpCode.closeSession}) | {OpCode.sync}
 
 
 class EnsembleProcessor(Processor):
@@ -62,6 +66,7 @@ class EnsembleProcessor(Processor):
     def become(self, role: str, next_zxid: int = 0) -> None:
         """Serve as ``role``; ``next_zxid`` is a new leader's first zxid."""
         self.role = role
+        self.read_only = role == READ_ONLY
         self.clear_pending()
         if role == LEADER:
             self.prep.reset()
@@ -85,7 +90,24 @@ class EnsembleProcessor(Processor):
 
     # --- client side ------------------------------------------------------------------
 
+    def connect(self, conn: ClientConnection, req: r.ConnectRequest) -> None:
+        if self.read_only and not conn.readonly_flag:
+            # Only clients that accept a read-only server may connect (isOldClient, not ro).
+            log.info("refusing session for %s: not a read-only client", conn.peer)
+            self._close(conn)
+            return
+        super().connect(conn, req)
+
     def request(self, conn: ClientConnection, xid: int, op: int, frame: bytes) -> None:
+        if self.read_only and not conn.closing:
+            if op in _NOT_IN_READ_ONLY:
+                self._send(conn, reply(xid, self.tree.last_zxid, Err.NOTREADONLY))
+                return
+            if op == OpCode.closeSession:
+                self._send(conn, reply(xid, self.tree.last_zxid, 0))
+                self.sessions.remove(conn.session_id)
+                self._close(conn)
+                return
         if self.forwarding and not conn.closing:
             self.touched[conn.session_id] = conn.timeout_ms
             if op == OpCode.sync:
@@ -137,6 +159,14 @@ class EnsembleProcessor(Processor):
         self.to_forward.append(SyncRequest(sid, xid, path))
 
     def _create_session(self, conn: ClientConnection, timeout: int) -> None:
+        if self.read_only:
+            # A session of this server alone: nothing can be replicated while partitioned.
+            sid = self._next_session
+            self._next_session += 1
+            conn.session_id = sid
+            self.sessions.add(sid, timeout, self.now_ms)
+            self._finish_handshake(conn, sid)
+            return
         if not self.forwarding:
             super()._create_session(conn, timeout)
             return
@@ -148,13 +178,14 @@ class EnsembleProcessor(Processor):
     def _reopen_session(
         self, conn: ClientConnection, sid: int, passwd: bytes, timeout: int
     ) -> None:
-        if not self.forwarding:
+        if not (self.forwarding or self.read_only):
             super()._reopen_session(conn, sid, passwd, timeout)
             return
         # Sessions are in the replicated tree: any member can take a client back.
         if sid in self.tree.sessions and passwd == session_password(sid):
             self.sessions.timeouts[sid] = timeout
-            self.touched[sid] = timeout
+            if self.forwarding:
+                self.touched[sid] = timeout
             conn.session_id = sid
             old = self._conn_of.get(sid)
             if old is not None and old is not conn:

@@ -103,6 +103,7 @@ class Processor:
         self.to_log: list[Txn] = []
         self.dirty: dict[ClientConnection, None] = {}
         self._inflight: dict[int, InFlight] = {}
+        self.read_only = False  # a partitioned ensemble member serving reads only
         self._conn_of: dict[int, ClientConnection] = {}  # session id -> its connection
         # Session ids: the low 40 bits of the start time, shifted up 16 bits, with the
         # server id in the top byte (ZooKeeper's initializeNextSession).
@@ -358,7 +359,7 @@ class Processor:
     ) -> None:
         body = r.ConnectResponse(0, timeout, sid, passwd).encode()
         if conn.readonly_flag is not None:  # only clients that sent the flag expect it
-            body += b"\x00"
+            body += b"\x01" if self.read_only else b"\x00"
         self._send(conn, struct.pack(">i", len(body)) + body)
 
     # --- output -----------------------------------------------------------------------

@@ -34,7 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pyzk.config import Config
 from pyzk.ensemble.messages import SyncDone, decode_app, encode_app, is_app
 from pyzk.pipeline.connection import CONNECT, ClientConnection, Event
-from pyzk.pipeline.ensemble import FOLLOWER, LEADER, LOOKING, OBSERVER, EnsembleProcessor
+from pyzk.pipeline.ensemble import (
+    FOLLOWER,
+    LEADER,
+    LOOKING,
+    OBSERVER,
+    READ_ONLY,
+    EnsembleProcessor,
+)
 from pyzk.server.node import Server
 from pyzk.server.peer_links import PeerLinks
 from pyzk.storage.epochs import ACCEPTED, CURRENT, read_epoch, write_epochs
@@ -59,6 +66,9 @@ from pyzk.zab.peer import Durable, Peer, Timing
 log = logging.getLogger(__name__)
 
 PEER_TICK_S = 0.05  # how often the consensus core sees time pass
+# How long without a quorum before read-only clients are served (QuorumPeer: 2 s or a
+# tick, whichever is longer), so a mere election does not look like a partition.
+READ_ONLY_GRACE_MS = 2000
 # The election re-sends votes no slower than this (ZooKeeper's cap is 60 s; a small
 # ensemble recovers faster with a smaller one, and the traffic is a few bytes).
 MAX_VOTE_RESEND_MS = 2000
@@ -78,6 +88,7 @@ class QuorumServer(Server):
         self.voters = frozenset(s for s, spec in servers.items() if spec.role == "participant")
         self.observers = frozenset(servers) - self.voters
         self.peer = self._make_peer()
+        self.tree.set_config(membership(config))
         self.links = PeerLinks(
             config.myid,
             servers,
@@ -119,7 +130,7 @@ class QuorumServer(Server):
 
     @property
     def serving(self) -> bool:
-        return self.peer.serving
+        return self.peer.serving or self.proc.role == READ_ONLY
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -340,6 +351,10 @@ class QuorumServer(Server):
     def _state_changed(self, state: State) -> None:
         if state == State.LOOKING:
             self.election_started = time.monotonic()
+            if self.config.readonly_mode:
+                # Partitioned, perhaps: after a grace period serve read-only clients.
+                grace = max(READ_ONLY_GRACE_MS, self.config.tick_time) / 1000
+                asyncio.get_running_loop().call_later(grace, self._maybe_read_only)
         log.info(
             "%s (epoch %d, last zxid 0x%x)",
             state.name,
@@ -347,9 +362,18 @@ class QuorumServer(Server):
             self.peer.history.last,
         )
 
+    def _maybe_read_only(self) -> None:
+        if not self.peer.serving and self.proc.role == LOOKING:
+            log.info("no quorum: serving read-only clients")
+            self.proc.become(READ_ONLY)
+            self.mode = READ_ONLY
+            self._pump()
+
     def _role_check(self) -> None:
         """Start or stop serving clients as the core starts or stops serving."""
         peer, proc = self.peer, self.proc
+        if peer.serving and proc.role == READ_ONLY:
+            self._stop_serving()  # read-only clients go; a read-write server starts
         if peer.serving and proc.role == LOOKING:
             role = _MODES[peer.state]
             proc.become(role, make_zxid(peer.current_epoch, 1))
@@ -361,14 +385,29 @@ class QuorumServer(Server):
                 peer.current_epoch,
                 self.last_election_ms,
             )
-        elif not peer.serving and proc.role != LOOKING:
-            log.info("no longer serving as %s", proc.role)
-            proc.become(LOOKING)
-            self._syncs.clear()
-            self.mode = "looking"
-            for conn in list(self.connections):
-                conn.closing = True
-                conn.handle.flush()
+        elif not peer.serving and proc.role not in (LOOKING, READ_ONLY):
+            self._stop_serving()
+
+    def _stop_serving(self) -> None:
+        log.info("no longer serving as %s", self.proc.role)
+        self.proc.become(LOOKING)
+        self._syncs.clear()
+        self.mode = "looking"
+        for conn in list(self.connections):
+            conn.closing = True
+            conn.handle.flush()
+
+
+def membership(config: Config) -> bytes:
+    """The dynamic-config text ZooKeeper serves at /zookeeper/config (static: version 0)."""
+    lines = []
+    for sid, spec in sorted(config.servers.items()):
+        line = f"server.{sid}={spec.host}:{spec.quorum_port}:{spec.election_port}:{spec.role}"
+        if spec.client_port is not None:
+            line += f";{spec.client_address or '0.0.0.0'}:{spec.client_port}"
+        lines.append(line)
+    lines.append("version=0")
+    return "\n".join(lines).encode()
 
 
 def _now_ms() -> int:

@@ -154,14 +154,28 @@ class DataTree:
         self.view = SnapshotView(self)
         return self.view
 
+    def set_config(self, data: bytes) -> None:
+        """Publish the membership in /zookeeper/config (each server writes its own view,
+        outside the txn log, as ZooKeeper's QuorumPeer does)."""
+        node = self.nodes[CONFIG]
+        f = node.fields()
+        self.data_size += len(data) - f[DATA_LENGTH]
+        f[DATA_LENGTH] = len(data)
+        node.stat = STAT.pack(*f)
+        node.data = data
+
     def replace_contents(self, other: DataTree) -> None:
         """Become ``other`` (a state reloaded or received whole), keeping our watches."""
         if self.view is not None:
             self.view.aborted = True
             self.view = None
+        config = self.nodes[CONFIG].data
         self.nodes, self.ephemerals, self.sessions = other.nodes, other.ephemerals, other.sessions
         self.last_zxid, self.data_size = other.last_zxid, other.data_size
+        self.containers, self.ttls, self.quotas = other.containers, other.ttls, other.quotas
         self._acl_cache = other._acl_cache
+        if config:
+            self.set_config(config)  # membership is this server's, not the leader's state
 
     def _cow(self, path: str, node: Node) -> None:
         """Keep a node's fields for the snapshot being written before changing them."""

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import KazooException, NotReadOnlyCallError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from tests.ensemble.cluster import Ensemble
+from tests.servers import four_letter
 
 WAIT_S = 30.0
 
@@ -238,3 +239,77 @@ def test_the_minority_refuses_writes(ensemble: Ensemble) -> None:
         assert check.exists("/minority-write") is None
     finally:
         check.stop()
+
+
+def test_an_observer_follows_without_voting(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, n=3, observers=1)
+    try:
+        ens.start()
+        ens.wait_for(lambda: ens.mode(4) == "observer")
+        obs = on(ens, 4)
+        try:
+            obs.create("/via-observer", b"o")  # forwarded to the leader like a follower's
+            leader = ens.leader()
+            assert leader is not None
+            c = on(ens, leader)
+            try:
+                assert c.get("/via-observer")[0] == b"o"
+                c.create("/to-observer", b"t")
+            finally:
+                c.stop()
+            obs.sync("/to-observer")
+            assert obs.get("/to-observer")[0] == b"t"
+        finally:
+            obs.stop()
+        # The observer's vote does not count: one voter plus it is no quorum.
+        for i in (1, 2, 3):
+            if i != leader:
+                ens.kill(i)
+        ens.wait_for(lambda: ens.mode(4) == "" and ens.mode(leader) == "")
+    finally:
+        ens.stop()
+
+
+def test_a_partitioned_server_serves_read_only_clients(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, extra={"readonlymode.enabled": "true"})
+    try:
+        ens.start()
+        ens_client = client(ens.hosts)
+        ens_client.create("/ro-data", b"before")
+        ens_client.stop()
+        leader = ens.leader()
+        lonely = next(i for i in ens.ids if i != leader)
+        for i in ens.ids:
+            if i != lonely:
+                ens.kill(i)
+        ens.wait_for(lambda: four_letter(ens.client_ports[lonely], "isro") == "ro")
+        assert ens.mode(lonely) == "read-only"
+        ro = KazooClient(hosts=f"127.0.0.1:{ens.client_ports[lonely]}", read_only=True)
+        ro.start(timeout=WAIT_S)
+        try:
+            assert ro.get("/ro-data")[0] == b"before"
+            with pytest.raises(NotReadOnlyCallError):
+                ro.create("/ro-write", b"x")
+        finally:
+            ro.stop()
+        # A client that does not accept a read-only server is refused.
+        rw = KazooClient(hosts=f"127.0.0.1:{ens.client_ports[lonely]}")
+        with pytest.raises(KazooTimeoutError):
+            rw.start(timeout=3)
+        rw.stop()
+        # The quorum comes back: the server serves read-write clients again.
+        ens.start([i for i in ens.ids if i != lonely])
+        ens.wait_for(lambda: four_letter(ens.client_ports[lonely], "isro") == "rw")
+    finally:
+        ens.stop()
+
+
+def test_get_config_shows_the_membership(ensemble: Ensemble) -> None:
+    c = client(ensemble.hosts)
+    try:
+        data, _ = c.get("/zookeeper/config")
+        lines = data.decode().splitlines()
+        assert [ln.split("=")[0] for ln in lines] == ["server.1", "server.2", "server.3", "version"]
+        assert all(ln.endswith(":participant") for ln in lines[:3])
+    finally:
+        c.stop()
