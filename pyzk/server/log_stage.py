@@ -69,6 +69,10 @@ class LogStage:
         self._snapshot_task: asyncio.Task[Path | None] | None = None
         self.last_fsync_ms = 0.0  # for metrics
         self.fsync_count = 0
+        # Where fsync and snapshot times are reported (fsynctime, snapshottime); set by
+        # the server, so this stage needs no metrics library of its own.
+        self.observe: Callable[[str, int], None] = lambda name, value: None
+        self.slow_fsync: Callable[[], None] = lambda: None
         self.snapshots_taken = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -113,7 +117,9 @@ class LogStage:
             ms = fut.result()
             self.last_fsync_ms = ms
             self.fsync_count += 1
+            self.observe("fsynctime", int(ms))
             if ms > self.fsync_warn_ms:
+                self.slow_fsync()
                 log.warning(
                     "fsync-ing the write ahead log took %.0fms which will adversely "
                     "effect operation latency",
@@ -170,6 +176,7 @@ class LogStage:
         finally:
             view.close()
         self.snapshots_taken += 1
+        self.observe("snapshottime", int((time.monotonic() - t0) * 1000))
         log.info(
             "Snapshot taken: %s, %d items in %.0f ms",
             path.name,

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 class Server:
     processor_class: type[Processor] = Processor
+    ops_view_class: type[ServerOpsView] = ServerOpsView
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -67,7 +68,9 @@ class Server:
         )
         self.stats = ServerStats()
         self.metrics = ServerMetrics()
-        self.ops = ServerOpsView(self)  # what four-letter words and the admin server read
+        self.log_stage.observe = self.metrics.observe
+        self.log_stage.slow_fsync = self._slow_fsync
+        self.ops = self.ops_view_class(self)  # what four-letter words and admin read
         self.connections: dict[ClientConnection, None] = {}
         self.mode = "standalone"
         self.started_at = time.monotonic()
@@ -94,6 +97,9 @@ class Server:
         self._schedule_purge()
         self._schedule_container_check()
         log.info("binding to port %s:%d", cfg.client_port_address, self.client_port)
+
+    def _slow_fsync(self) -> None:
+        self.stats.fsync_threshold_exceed_count += 1
 
     @property
     def serving(self) -> bool:

@@ -22,6 +22,7 @@ from pyzk.ops import ZK_VERSION
 from pyzk.ops.fourletter import DEFAULT_TRACE_MASK, SESSIONLESS_TIMEOUT_MS
 from pyzk.ops.stats import ServerMetrics, ServerStats
 from pyzk.ops.view import ConnInfo
+from pyzk.storage.snapshot import snapshot_files
 from pyzk.tree.datatree import DataTree
 
 if TYPE_CHECKING:
@@ -170,7 +171,14 @@ class ServerOpsView:
         return {"voting": False, "zabstate": ""}
 
     def last_snapshot(self) -> tuple[int, int] | None:
-        return None  # no snapshots until the durability work lands
+        snaps = snapshot_files(self.server.config.data_dir)
+        if not snaps:
+            return None
+        zxid, path = snaps[0]
+        try:
+            return zxid, int(path.stat().st_mtime)
+        except OSError:
+            return None
 
 
 def _tree_size(root: Path) -> int:
@@ -213,3 +221,64 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+class QuorumOpsView(ServerOpsView):
+    """What an ensemble member adds: its role's gauges and ZAB's view of the ensemble."""
+
+    def role_gauges(self) -> dict[str, int]:
+        from pyzk.zab.leader import Leader
+
+        server = self.server
+        gauges = {"quorum_size": len(server.voters)}  # type: ignore[attr-defined]
+        role = server.peer.role  # type: ignore[attr-defined]
+        if isinstance(role, Leader):
+            learners = role.learners.values()
+            synced = [lk for lk in learners if lk.phase == "synced"]
+            gauges.update(
+                learners=len(role.learners),
+                synced_followers=sum(1 for lk in synced if not lk.observer),
+                synced_non_voting_followers=0,
+                synced_observers=sum(1 for lk in synced if lk.observer),
+                pending_syncs=sum(1 for lk in learners if lk.phase != "synced"),
+            )
+        return gauges
+
+    def voting_view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {}
+        for sid, spec in sorted(self.server.config.servers.items()):
+            if spec.role != "participant":
+                continue
+            client = f"{spec.client_address or '0.0.0.0'}:{spec.client_port or 0}"
+            view[str(sid)] = (
+                f"{spec.host}:{spec.quorum_port}:{spec.election_port}:{spec.role};{client}"
+            )
+        return view
+
+    def leader_info(self) -> dict[str, Any]:
+        peer = self.server.peer  # type: ignore[attr-defined]
+        leader = peer.leader_id
+        if leader is None or not self.serving:
+            return {"error": "server is not initialized"}
+        spec = self.server.config.servers[leader]
+        return {"is_leader": leader == peer.sid, "leader_id": leader, "leader_ip": spec.host}
+
+    def zab_state(self) -> dict[str, Any]:
+        peer = self.server.peer  # type: ignore[attr-defined]
+        spec = self.server.config.servers[peer.sid]
+        if peer.role is None:
+            state = "ELECTION"
+        elif peer.serving:
+            state = "BROADCAST"
+        else:
+            state = "SYNCHRONIZATION"
+        return {
+            "myid": peer.sid,
+            "is_leader": peer.leader_id == peer.sid and peer.serving,
+            "quorum_address": f"{spec.host}:{spec.quorum_port}",
+            "election_address": f"{spec.host}:{spec.election_port}",
+            "voting": peer.sid in peer.voters,
+            "last_zxid": f"0x{peer.history.last:x}",
+            "zab_epoch": peer.current_epoch,
+            "zab_state": state,
+        }

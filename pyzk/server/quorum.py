@@ -43,6 +43,7 @@ from pyzk.pipeline.ensemble import (
     EnsembleProcessor,
 )
 from pyzk.server.node import Server
+from pyzk.server.ops_view import QuorumOpsView
 from pyzk.server.peer_links import PeerLinks
 from pyzk.storage.epochs import ACCEPTED, CURRENT, read_epoch, write_epochs
 from pyzk.storage.recovery import recover
@@ -78,6 +79,7 @@ _MODES = {State.LEADING: LEADER, State.FOLLOWING: FOLLOWER, State.OBSERVING: OBS
 
 class QuorumServer(Server):
     processor_class = EnsembleProcessor
+    ops_view_class = QuorumOpsView
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

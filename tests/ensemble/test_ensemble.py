@@ -313,3 +313,16 @@ def test_get_config_shows_the_membership(ensemble: Ensemble) -> None:
         assert all(ln.endswith(":participant") for ln in lines[:3])
     finally:
         c.stop()
+
+
+def test_mntr_on_the_leader_reports_its_synced_followers(ensemble: Ensemble) -> None:
+    leader = ensemble.leader()
+    assert leader is not None
+    text = four_letter(ensemble.client_ports[leader], "mntr")
+    values = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+    assert values["zk_server_state"] == "leader"
+    assert values["zk_quorum_size"] == "3"
+    assert values["zk_synced_followers"] == "2" and values["zk_learners"] == "2"
+    follower = next(i for i in ensemble.ids if i != leader)
+    text = four_letter(ensemble.client_ports[follower], "mntr")
+    assert "zk_server_state\tfollower" in text and "zk_synced_followers" not in text
