@@ -102,16 +102,18 @@ class Record:
 R = TypeVar("R", bound=type[Record])
 
 
-@dataclass_transform(frozen_default=True)
+@dataclass_transform()
 def record(cls: R) -> R:
-    """Make ``cls`` a frozen slotted dataclass and compile its jute codec."""
+    """Make ``cls`` a slotted dataclass and compile its jute codec."""
     hints = typing.get_type_hints(cls, include_extras=True)
     fields: list[tuple[str, _Kind]] = []
     for name in cls.__annotations__:
         kind = _kind_of(hints[name])
         if kind is not None:
             fields.append((name, kind))
-    new = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    # Not frozen: a frozen dataclass's __init__ costs an object.__setattr__ per field, and
+    # records are decoded on the hot path. They are still never mutated.
+    new = dataclasses.dataclass(slots=True)(cls)
     new._jute_fields = tuple(fields)
     new.decode = classmethod(_compile_decoder(new, fields))  # type: ignore[assignment]
     new.encode = _compile_encoder(new, fields)  # type: ignore[method-assign]

@@ -185,12 +185,13 @@ class AuthInfo:
     tree once the table has 64 bins; no connection holds that many ids.)
     """
 
-    __slots__ = ("_bins", "_count", "security")
+    __slots__ = ("_bins", "_count", "_ids", "security")
 
     def __init__(self, security: Security | None = None) -> None:
         self.security = security or Security()
         self._bins: list[list[tuple[int, Id]]] = [[] for _ in range(_INITIAL_BINS)]
         self._count = 0
+        self._ids: list[Id] | None = None  # ids() in order, kept until the next add
 
     def add(self, ident: Id) -> None:
         h = _java_id_hash(ident)
@@ -200,6 +201,7 @@ class AuthInfo:
             return
         bin_.append((h, ident))
         self._count += 1
+        self._ids = None
         if self._count >= n - (n >> 2):
             self._resize()
 
@@ -224,7 +226,10 @@ class AuthInfo:
         self._bins = new
 
     def ids(self) -> list[Id]:
-        return [ident for bin_ in self._bins for _, ident in bin_]
+        """Every id, in ZooKeeper's order (checked on every request: computed once)."""
+        if self._ids is None:
+            self._ids = [ident for bin_ in self._bins for _, ident in bin_]
+        return self._ids
 
     def __contains__(self, ident: Id) -> bool:
         return any(i == ident for bin_ in self._bins for _, i in bin_)

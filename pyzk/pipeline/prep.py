@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 from pyzk.jute import records as r
 from pyzk.jute.codes import CreateMode, Err, OpCode, Perms
@@ -66,6 +67,24 @@ class Pending:
     owner: int = 0  # raw ephemeralOwner
     acl: AclList = ()
     data_length: int = 0  # bytes of data (quota checks of setData)
+
+    def changed(self, zxid: int, **changes: Any) -> Pending:
+        """A copy for the txn ``zxid`` with some fields changed (a fast ``replace``)."""
+        new = Pending(
+            zxid,
+            self.path,
+            self.exists,
+            self.version,
+            self.aversion,
+            self.creates,
+            self.num_children,
+            self.owner,
+            self.acl,
+            self.data_length,
+        )
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
 
 
 class Prep:
@@ -246,7 +265,7 @@ class Prep:
         self._check_quota(path, data_len, 1)
         owner = self._owner_for(op, mode, sid, ttl)
         creates = parent.creates + 1
-        self._add(replace(parent, zxid=zxid, creates=creates, num_children=parent.num_children + 1))
+        self._add(parent.changed(zxid, creates=creates, num_children=parent.num_children + 1))
         self._add(Pending(zxid, path, True, owner=owner, acl=acl, data_length=data_len))
         return CreateTxn(path, req.data, acl, owner, creates)
 
@@ -295,7 +314,7 @@ class Prep:
         self._check_version(node.version, req.version, path)
         if node.num_children > 0:
             raise KeeperError(Err.NOTEMPTY, path)
-        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(parent.changed(zxid, num_children=parent.num_children - 1))
         self._add(Pending(zxid, path, False))
         return DeleteTxn(path)
 
@@ -316,13 +335,13 @@ class Prep:
         if is_session_owner(node.owner):
             raise KeeperError(Err.BADVERSION, path)
         parent = self.record(path[:slash] or "/")
-        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(parent.changed(zxid, num_children=parent.num_children - 1))
         self._add(Pending(zxid, path, False))
         return DeleteTxn(path)
 
     def _delete_record(self, zxid: int, path: str) -> None:
         parent = self.record(parent_of(path))
-        self._add(replace(parent, zxid=zxid, num_children=parent.num_children - 1))
+        self._add(parent.changed(zxid, num_children=parent.num_children - 1))
         self._add(Pending(zxid, path, False))
 
     def _set_data(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
@@ -335,7 +354,7 @@ class Prep:
         new_len = len(req.data) if req.data else 0
         self._check_quota(path, new_len - node.data_length, 0)
         version = self._check_version(node.version, req.version, path)
-        self._add(replace(node, zxid=zxid, version=version, data_length=new_len))
+        self._add(node.changed(zxid, version=version, data_length=new_len))
         return SetDataTxn(path, req.data, version)
 
     def _set_acl(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
@@ -347,7 +366,7 @@ class Prep:
         node = self.record(path)
         self._check_acl(node.acl, Perms.ADMIN)
         version = self._check_version(node.aversion, req.version, path)
-        self._add(replace(node, zxid=zxid, aversion=version, acl=acl))
+        self._add(node.changed(zxid, aversion=version, acl=acl))
         return SetACLTxn(path, acl, version)
 
     def _check(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
