@@ -37,7 +37,7 @@ from pyzk.tree.node import (
     new_stat,
     ttl_of,
 )
-from pyzk.tree.paths import split
+from pyzk.tree.paths import join, split
 from pyzk.tree.quota import (
     BYTES,
     COUNT,
@@ -393,28 +393,44 @@ class DataTree:
     # --- loading a snapshot ------------------------------------------------------------
 
     @classmethod
-    def from_records(
-        cls,
-        zxid: int,
-        records: Iterator[tuple[str, bytes | None, bytes, AclList, int]],
-        sessions: dict[int, int],
-    ) -> DataTree:
-        """Rebuild a tree from snapshot records (parents before children)."""
+    def from_columns(cls, zxid: int, chunks: Iterator[tuple[Any, ...]]) -> DataTree:
+        """Rebuild a tree from snapshot chunks (nodes parents first, then sessions).
+
+        The loop is the start-up time of a big tree, so it is kept tight: siblings come
+        together, so the last parent looked up is usually the next one's too.
+        """
         tree = cls()
         tree.nodes.clear()
-        nodes, intern = tree.nodes, tree._intern
+        nodes, intern, track = tree.nodes, tree._intern, tree._track_owner
         size = 0
-        for path, data, stat, acl, owner in records:
-            nodes[path] = Node(data, stat, intern(acl), owner)
-            size += len(path) + (len(data) if data else 0)
-            if path != "/":
-                parent, name = split(path)
-                p = nodes[parent]
-                if p.children is None:
-                    p.children = set()
-                p.children.add(name)
-            tree._track_owner(path, owner)
-        tree.sessions = sessions
+        last_parent, parent_node = "", None
+        # The chunks share one tuple per ACL list: intern each once (hashing a tuple of
+        # tuples per node would cost more than everything else here together).
+        interned: dict[int, AclList] = {}
+        for chunk in chunks:
+            if chunk[0] == "s":
+                tree.sessions = dict(zip(chunk[1], chunk[2], strict=True))
+                continue
+            _, paths, datas, stats, acls, owners = chunk
+            for path, data, stat, acl, owner in zip(paths, datas, stats, acls, owners, strict=True):
+                shared = interned.get(id(acl))
+                if shared is None:
+                    shared = interned[id(acl)] = intern(acl)
+                nodes[path] = Node(data, stat, shared, owner)
+                size += len(path) + (len(data) if data else 0)
+                if owner:
+                    track(path, owner)
+                i = path.rfind("/")
+                if i < 0 or path == "/":
+                    continue
+                parent = path[:i] or "/"
+                if parent != last_parent:
+                    last_parent, parent_node = parent, nodes[parent]
+                assert parent_node is not None
+                kids = parent_node.children
+                if kids is None:
+                    kids = parent_node.children = set()
+                kids.add(path[i + 1 :])
         tree.last_zxid = zxid
         tree._setup_quotas()
         tree.data_size = size
@@ -462,13 +478,24 @@ class DataTree:
 
     def _setup_quotas(self) -> None:
         """After loading a snapshot: find every limits node, recount its root (setupQuota)."""
-        for path in self.nodes:
-            if path.startswith(QUOTA + "/") and path.endswith("/" + LIMIT_NODE):
+        for path in self._subtree(QUOTA):
+            if path.endswith("/" + LIMIT_NODE):
                 node = self.nodes[path]
                 if not node.children:
                     root = path[len(QUOTA) : -len(LIMIT_NODE) - 1]
                     self._recount_quota(root)
                     self.quotas.add(root)
+
+    def _subtree(self, top: str) -> Iterator[str]:
+        """Every path under ``top`` (not the whole tree: quotas are a small corner)."""
+        stack = [top]
+        while stack:
+            path = stack.pop()
+            node = self.nodes.get(path)
+            if node is None:
+                continue
+            yield path
+            stack.extend(join(path, name) for name in node.children or ())
 
     def _track_owner(self, path: str, owner: int) -> None:
         """Index a new node by its kind: a session's ephemeral, a container, a TTL node."""
