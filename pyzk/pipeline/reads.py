@@ -79,7 +79,7 @@ def get_children(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     node = _readable(tree, conn, path)
     if watch:
         tree.watches.child.add(path, conn)
-    return strings(node.children or ())  # type: ignore[arg-type]
+    return strings(node.child_names())
 
 
 def get_children2(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
@@ -196,7 +196,7 @@ def multi_read(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
         else:
             if req.watch:
                 tree.watches.child.add(req.path, conn)
-            out.append(_MULTI_HDR(op, False, 0) + strings(node.children or ()))  # type: ignore[arg-type]
+            out.append(_MULTI_HDR(op, False, 0) + strings(node.child_names()))
     out.append(_MULTI_DONE)
     return b"".join(out)
 

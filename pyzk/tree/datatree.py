@@ -286,15 +286,13 @@ class DataTree:
             t.data, new_stat(zxid, txn.time_ms, t.data, t.owner), self._intern(t.acl), t.owner
         )
         self.nodes[path] = node
-        if parent.children is None:
-            parent.children = set()
-        parent.children.add(name)
+        parent.add_child(name)
         f = parent.fields()
         creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
         if t.parent_cversion > creates:
             creates = t.parent_cversion
             f[PZXID] = zxid
-        f[NUM_CHILDREN] = len(parent.children)
+        f[NUM_CHILDREN] = parent.num_children
         f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
         parent.stat = STAT.pack(*f)
         self._track_owner(path, t.owner)
@@ -324,7 +322,7 @@ class DataTree:
         f = parent.fields()
         creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
         assert parent.children is not None
-        parent.children.discard(name)
+        parent.children.pop(name, None)
         f[NUM_CHILDREN] = len(parent.children)
         f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
         if txn.zxid > f[PZXID]:
@@ -427,10 +425,7 @@ class DataTree:
                 if parent != last_parent:
                     last_parent, parent_node = parent, nodes[parent]
                 assert parent_node is not None
-                kids = parent_node.children
-                if kids is None:
-                    kids = parent_node.children = set()
-                kids.add(path[i + 1 :])
+                parent_node.add_child(path[i + 1 :])
         tree.last_zxid = zxid
         tree._setup_quotas()
         tree.data_size = size
@@ -535,8 +530,9 @@ class DataTree:
             b"", STAT.pack(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0), self._intern(READ_ACL_UNSAFE)
         )
         # Children added without counting as creates: cversion reads -1 and -2 as in ZooKeeper.
-        self.nodes["/"].children = {"zookeeper"}
-        self.nodes[ZOOKEEPER].children = {"quota", "config"}
+        self.nodes["/"].add_child("zookeeper")
+        self.nodes[ZOOKEEPER].add_child("quota")
+        self.nodes[ZOOKEEPER].add_child("config")
         self.nodes["/"].stat = STAT.pack(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0)
         self.nodes[ZOOKEEPER].stat = STAT.pack(0, 0, 0, 0, 0, -2, 0, 0, 0, 2, 0)
         # approximate_data_size counts the system nodes' paths too (44 bytes in ZooKeeper).

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import struct
 
+from pyzk.tree.java_order import grown, java_hash, ordered
+
 STAT = struct.Struct(">qqqqiiiqiiq")
 STAT_SIZE = STAT.size  # 68
 
@@ -52,7 +54,7 @@ def ttl_of(owner: int) -> int | None:
 
 
 class Node:
-    __slots__ = ("acl", "children", "data", "owner", "stat")
+    __slots__ = ("acl", "capacity", "children", "data", "owner", "stat")
 
     def __init__(
         self,
@@ -63,7 +65,10 @@ class Node:
     ) -> None:
         self.data = data
         self.stat = stat  # jute Stat, as clients see it
-        self.children: set[str] | None = None  # created on first child: most nodes are leaves
+        # name -> java_hash(name), in insertion order; created on first child (most nodes
+        # are leaves). With ``capacity`` it gives ZooKeeper's listing order (java_order).
+        self.children: dict[str, int] | None = None
+        self.capacity = 0  # of the HashSet ZooKeeper would hold: 0 until the first child
         self.acl = acl
         self.owner = owner  # raw ephemeralOwner (session id, container or TTL marker)
 
@@ -73,6 +78,17 @@ class Node:
     @property
     def version(self) -> int:
         return STAT.unpack_from(self.stat)[VERSION]  # type: ignore[no-any-return]
+
+    def add_child(self, name: str) -> None:
+        kids = self.children
+        if kids is None:
+            kids = self.children = {}
+        kids[name] = java_hash(name)
+        self.capacity = grown(self.capacity, len(kids))
+
+    def child_names(self) -> list[str]:
+        """The children in the order ZooKeeper lists them."""
+        return ordered(self.children, self.capacity) if self.children else []
 
     @property
     def num_children(self) -> int:

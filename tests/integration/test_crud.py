@@ -154,3 +154,28 @@ def test_unicode_paths(zk: KazooClient, root: str) -> None:
 def test_sync_returns(zk: KazooClient, root: str) -> None:
     zk.create(f"{root}/s")
     assert zk.sync(f"{root}/s") == f"{root}/s"
+
+
+def test_children_are_listed_in_zookeepers_order(both_servers) -> None:  # type: ignore[no-untyped-def]
+    """ZooKeeper lists children in Java HashSet order; zkCli's ls shows it as is."""
+    import random
+
+    from kazoo.client import KazooClient
+
+    rng = random.Random(11)
+    names = [f"n{rng.randrange(10**6)}-{i}" for i in range(60)] + ["ü-x", "Zz", "a", "Ab"]
+    listings = {}
+    for kind, srv in both_servers.items():
+        c = KazooClient(hosts=srv.hosts)
+        c.start(timeout=15)
+        try:
+            root = c.create("/order-", sequence=True)
+            for i, name in enumerate(names):
+                c.create(f"{root}/{name}")
+                if i % 7 == 3:
+                    c.delete(f"{root}/{names[i - 2]}")
+            listings[kind] = (c.get_children(root), c.get_children("/zookeeper"))
+        finally:
+            c.stop()
+    if len(listings) == 2:
+        assert listings["pyzk"] == listings["zookeeper"]
