@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from pyzk.jute.codes import Err
 from pyzk.pipeline.errors import KeeperError
+from pyzk.tree.java_order import java_string_hash
 from pyzk.tree.txn import AclEntry, AclList
 
 Id = tuple[str, str]  # (scheme, id)
@@ -158,19 +159,11 @@ PROVIDERS: dict[str, Provider] = {
 # --- the ids of a connection ---------------------------------------------------------------
 
 
-def _java_string_hash(s: str) -> int:
-    b = s.encode("utf-16-be", "surrogatepass")
-    h = 0
-    for i in range(0, len(b), 2):
-        h = (31 * h + ((b[i] << 8) | b[i + 1])) & 0xFFFFFFFF
-    return h
-
-
 def _java_id_hash(ident: Id) -> int:
     """``Id.hashCode()`` as jute generates it, spread as ConcurrentHashMap does."""
     h = 17
-    h = (37 * h + _java_string_hash(ident[0])) & 0xFFFFFFFF
-    h = (37 * h + _java_string_hash(ident[1])) & 0xFFFFFFFF
+    h = (37 * h + java_string_hash(ident[0])) & 0xFFFFFFFF
+    h = (37 * h + java_string_hash(ident[1])) & 0xFFFFFFFF
     return (h ^ (h >> 16)) & 0x7FFFFFFF
 
 

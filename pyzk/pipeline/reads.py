@@ -19,7 +19,7 @@ from pyzk.pipeline.errors import KeeperError
 from pyzk.pipeline.requests import MULTI_READ_RECORDS, decode_multi
 from pyzk.pipeline.wire import acl_vector, buffer, notification, strings, ustring
 from pyzk.tree.datatree import DataTree
-from pyzk.tree.javaorder import java_hash_order
+from pyzk.tree.java_order import java_hash_order
 from pyzk.tree.node import Node
 from pyzk.tree.watches import WatchMode
 

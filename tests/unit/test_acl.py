@@ -101,7 +101,7 @@ def test_readers_without_admin_see_masked_digests() -> None:
 
 
 def test_get_ephemerals_order_is_a_cloned_java_hash_set() -> None:
-    from pyzk.tree.javaorder import java_hash_order
+    from pyzk.tree.java_order import java_hash_order
 
     # ZooKeeper 3.8.0 answered these, in this order (the clone re-bins into 4 slots).
     assert java_hash_order(["/show2/eph", "/show2/container/eph"]) == [
