@@ -119,6 +119,11 @@ class EnsembleProcessor(Processor):
         if self.role == LEADER:
             super().tick()  # only the leader expires sessions
 
+    def check_containers(self, interval_ms: int) -> int:
+        if self.role != LEADER:
+            return 0  # only the leader reaps containers and TTL nodes
+        return super().check_containers(interval_ms)
+
     def _prepare(self, conn: ClientConnection, xid: int, op: int, frame: bytes) -> None:
         if not self.forwarding:
             super()._prepare(conn, xid, op, frame)

@@ -101,6 +101,7 @@ class QuorumServer(Server):
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-zab-log")
         self._writing = False
+        self._stopping = False
         self._roll_next = False
         self._since_snap = 0
         self._next_touch = 0.0
@@ -149,8 +150,11 @@ class QuorumServer(Server):
 
     async def stop(self) -> None:
         await self.links.stop()
-        await super().stop()
+        self._stopping = True  # no new Ready; the one on disk finishes first
+        while self._writing:
+            await asyncio.sleep(0.01)
         self._writer.shutdown(wait=True)
+        await super().stop()
 
     def _schedule_tick(self) -> None:
         loop = asyncio.get_running_loop()
@@ -235,7 +239,7 @@ class QuorumServer(Server):
         self._flush()
 
     def _drive(self) -> None:
-        if self._writing:
+        if self._writing or self._stopping:
             return
         if not self.peer.has_ready():
             self._role_check()  # a role can start serving without anything to carry out

@@ -12,7 +12,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NotReadOnlyCallError
 from kazoo.handlers.threading import KazooTimeoutError
 
+from pyzk.jute.codes import OpCode
+from pyzk.jute.records import ACL, CreateRequest, Id
 from tests.ensemble.cluster import Ensemble
+from tests.rawclient import RawClient
 from tests.servers import four_letter
 
 WAIT_S = 30.0
@@ -326,3 +329,31 @@ def test_mntr_on_the_leader_reports_its_synced_followers(ensemble: Ensemble) -> 
     follower = next(i for i in ensemble.ids if i != leader)
     text = four_letter(ensemble.client_ports[follower], "mntr")
     assert "zk_server_state\tfollower" in text and "zk_synced_followers" not in text
+
+
+def test_containers_are_reaped_by_the_leader_only(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, extra={"znode.container.checkIntervalMs": "200"})
+    try:
+        ens.start()
+        c = client(ens.hosts)
+        raw = RawClient("127.0.0.1", ens.client_ports[ens.ids[0]])
+        raw.connect(timeout_ms=30000)
+        try:
+            body = CreateRequest("/box", b"", [ACL(31, Id("world", "anyone"))], 4).encode()
+            hdr, _ = raw.request(1, OpCode.createContainer, body)
+            assert hdr.err == 0
+            c.sync("/")
+            c.create("/box/item")
+            c.delete("/box/item")  # emptied after having had a child: reaped
+            deadline = time.monotonic() + WAIT_S
+            while c.exists("/box") is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert c.exists("/box") is None
+            c.create("/plain")  # followers kept serving (no pending write was dropped)
+        finally:
+            raw.close()
+            c.stop()
+        for i in ens.ids:
+            assert "leadership lost" not in ens.servers[i].log_tail(200)
+    finally:
+        ens.stop()
