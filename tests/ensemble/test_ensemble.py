@@ -357,3 +357,27 @@ def test_containers_are_reaped_by_the_leader_only(tmp_path: Path) -> None:
             assert "leadership lost" not in ens.servers[i].log_tail(200)
     finally:
         ens.stop()
+
+
+def test_watches_follow_a_client_to_another_server(ensemble: Ensemble) -> None:
+    import threading
+
+    leader = ensemble.leader()
+    f1, f2 = (i for i in ensemble.ids if i != leader)
+    c = client(f"127.0.0.1:{ensemble.client_ports[f1]},127.0.0.1:{ensemble.client_ports[f2]}")
+    fired = threading.Event()
+    try:
+        c.create("/watched", b"1")
+        c.get("/watched", watch=lambda ev: fired.set())
+        first = int(c._connection._socket.getpeername()[1])  # noqa: SLF001 - which server
+        victim = f1 if ensemble.client_ports[f1] == first else f2
+        ensemble.kill(victim)  # the client moves to the other follower, re-setting watches
+        writer = on(ensemble, leader)
+        try:
+            retry_write(writer, "/unrelated")
+            writer.set("/watched", b"2")
+        finally:
+            writer.stop()
+        assert fired.wait(WAIT_S), "the watch did not follow the session"
+    finally:
+        c.stop()
