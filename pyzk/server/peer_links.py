@@ -63,15 +63,25 @@ class Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.greeted = outbound_sid is not None
+        self.out: list[bytes] = []  # frames queued until flush(): one write per batch
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         if self.sid is not None:
             self.write(hello(self.links.my_sid))
+            self.links.flush()
 
     def write(self, payload: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_LEN.pack(len(payload)) + payload)
+        """Queue a frame; :meth:`PeerLinks.flush` writes what every link queued."""
+        if not self.out:
+            self.links.dirty.append(self)
+        self.out.append(_LEN.pack(len(payload)))
+        self.out.append(payload)
+
+    def flush(self) -> None:
+        out, self.out = self.out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -96,6 +106,7 @@ class Link(asyncio.Protocol):
             elif self.sid is not None:
                 self.links.received(self, frame)
         del buf[:pos]
+        self.links.on_batch()
 
     def _greet(self, frame: bytes) -> bool:
         try:
@@ -141,6 +152,7 @@ class PeerLinks:
         on_election: Callable[[int, bytes], None],
         on_quorum: Callable[[int, bytes], None],
         on_lost: Callable[[int], None],
+        on_batch: Callable[[], None] = lambda: None,
     ) -> None:
         self.my_sid = my_sid
         self.servers = servers
@@ -148,6 +160,8 @@ class PeerLinks:
         self.on_election = on_election
         self.on_quorum = on_quorum
         self.on_lost = on_lost
+        self.on_batch = on_batch  # after all frames of one read were handed over
+        self.dirty: list[Link] = []  # links with queued frames
         self.peers = {sid: _Peer() for sid in servers if sid != my_sid}
         self._listeners: list[asyncio.Server] = []
         self._closing = False
@@ -211,6 +225,12 @@ class PeerLinks:
 
     # --- connections ------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Write every link's queued frames, one write per link."""
+        dirty, self.dirty = self.dirty, []
+        for link in dirty:
+            link.flush()
+
     def _dial(self, sid: int, kind: str, first: bytes | None = None) -> None:
         p = self.peers[sid]
         if p.connecting or self._closing:
@@ -241,6 +261,7 @@ class PeerLinks:
             self._install(link)
             if first is not None:
                 link.write(first)
+            self.flush()
 
     def accepted(self, link: Link) -> None:
         """An inbound link said hello."""
@@ -260,6 +281,7 @@ class PeerLinks:
             queued, p.queued = p.queued, []
             for payload in queued:
                 link.write(payload)
+            self.flush()
         else:
             p.quorum = link
         if old is not None and old is not link:

@@ -98,6 +98,7 @@ class QuorumServer(Server):
             self._on_election,
             self._on_quorum,
             self._on_lost,
+            on_batch=self._pump,
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-zab-log")
         self._writing = False
@@ -192,7 +193,6 @@ class QuorumServer(Server):
             return
         if isinstance(msg, Notification):
             self.peer.step(_now_ms(), sid, msg)
-            self._pump()
 
     def _on_quorum(self, sid: int, frame: bytes) -> None:
         self._clock()
@@ -212,8 +212,6 @@ class QuorumServer(Server):
         except _Bad as e:
             log.warning("bad quorum message from server %d: %s; dropping the link", sid, e)
             self.links.close_quorum(sid)
-            return
-        self._pump()
 
     def _on_lost(self, sid: int) -> None:
         self.peer.disconnected(_now_ms(), sid)
@@ -237,6 +235,7 @@ class QuorumServer(Server):
             self.links.send_quorum(learner, encode_app(reply))
         self._drive()
         self._flush()
+        self.links.flush()
 
     def _drive(self) -> None:
         if self._writing or self._stopping:

@@ -255,22 +255,32 @@ class Leader(Role):
         return zxid
 
     def _try_commit(self) -> None:
-        """Commit outstanding proposals in zxid order while each has a quorum."""
-        p = self.peer
-        while self.acks:
-            zxid = min(self.acks)
-            if not p.is_quorum(self.acks[zxid]):
-                return
-            del self.acks[zxid]
-            payload = self.payloads.pop(zxid)
-            p.commit_to(zxid)
-            for sid, lk in self.learners.items():
-                if lk.phase not in ("syncing", "synced"):
-                    continue
-                if lk.observer:
+        """Commit outstanding proposals in zxid order while each has a quorum.
+
+        ``acks`` is in proposal (zxid) order, so its first key is the oldest. Followers
+        get one COMMIT for the newest zxid committed here (a learner applies everything
+        up to it); observers an INFORM per entry, since they never saw the proposals.
+        """
+        p, acks = self.peer, self.acks
+        committed: list[tuple[int, bytes]] = []
+        while acks:
+            zxid = next(iter(acks))
+            if not p.is_quorum(acks[zxid]):
+                break
+            del acks[zxid]
+            committed.append((zxid, self.payloads.pop(zxid)))
+        if not committed:
+            return
+        last = committed[-1][0]
+        p.commit_to(last)
+        for sid, lk in self.learners.items():
+            if lk.phase not in ("syncing", "synced"):
+                continue
+            if lk.observer:
+                for zxid, payload in committed:
                     p.send(sid, Inform(lk.link, zxid, payload))
-                else:
-                    p.send(sid, Commit(lk.link, zxid))
+            else:
+                p.send(sid, Commit(lk.link, last))
 
     def _heard_from_quorum(self, now: int) -> bool:
         t = self.peer.timing
