@@ -69,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
         ("watchers", int),
         ("lock-clients", int),
         ("failover-rounds", int),
+        ("repeats", int),
     ):
         p.add_argument(f"--{flag}", type=typ, help="override the preset's value")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
@@ -96,6 +97,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         watchers=args.watchers,
         lock_clients=args.lock_clients,
         failover_rounds=args.failover_rounds,
+        repeats=args.repeats,
     )
 
 

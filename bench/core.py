@@ -38,13 +38,14 @@ class Plan:
     failover_rounds: int
     settle_s: float  # pause before reading RSS, so the server is idle
     profile_seconds: float
+    repeats: int  # back-to-back pairs per workload on shared servers (medians reported)
 
 
 PRESETS = {
-    "full": Plan("full", 10, 2, 1024, 10000, 1_000_000, 100, 1000, 10, 8, 10, 3, 2.0, 10),
-    "quick": Plan("quick", 3, 1, 1024, 1000, 20_000, 100, 200, 5, 4, 3, 1, 1.0, 5),
+    "full": Plan("full", 10, 2, 1024, 10000, 1_000_000, 100, 1000, 10, 8, 10, 3, 2.0, 10, 3),
+    "quick": Plan("quick", 3, 1, 1024, 1000, 20_000, 100, 200, 5, 4, 3, 1, 1.0, 5, 1),
     # for the smoke test: everything runs, nothing is meaningful
-    "tiny": Plan("tiny", 0.5, 0.2, 64, 50, 500, 100, 10, 2, 2, 0.5, 1, 0.2, 1),
+    "tiny": Plan("tiny", 0.5, 0.2, 64, 50, 500, 100, 10, 2, 2, 0.5, 1, 0.2, 1, 1),
 }
 
 

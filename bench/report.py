@@ -91,6 +91,13 @@ def _verdict(m: dict[str, Any], ratio: float | None) -> str:
     return f"{sign} {m['target']:g}: " + ("met" if metric.meets(ratio) else "**not met**")
 
 
+def _with_spread(figs: dict[str, Any], key: str) -> str:
+    """``1,234`` or, over repeats, ``1,234 (1,100-1,300)``: median (min-max)."""
+    spread = figs.get("spread", {}).get(key)
+    text = fmt(figs.get(key))
+    return f"{text} <sub>({fmt(spread[0])}-{fmt(spread[1])})</sub>" if spread else text
+
+
 def _headline_rows(doc: dict[str, Any]) -> list[str]:
     rows = [
         "| workload | figure | ZooKeeper | pyzk | pyzk/ZK | better | target (issue 9) |",
@@ -100,8 +107,8 @@ def _headline_rows(doc: dict[str, Any]) -> list[str]:
         zk, pz = r.get("zookeeper", {}), r.get("pyzk", {})
         for m in r["headline"]:
             ratio = r["ratios"].get(m["key"])
-            zv = "error" if "error" in zk else fmt(zk.get(m["key"]))
-            pv = "error" if "error" in pz else fmt(pz.get(m["key"]))
+            zv = "error" if "error" in zk else _with_spread(zk, m["key"])
+            pv = "error" if "error" in pz else _with_spread(pz, m["key"])
             rows.append(
                 f"| {r['workload']} | {m['label']} ({m['unit']}) | {zv} | {pv} | "
                 f"{fmt(ratio) if ratio is not None else '-'} | {m['better']} | "
@@ -122,7 +129,7 @@ def _detail(r: dict[str, Any]) -> list[str]:
     for kind, figs in (("ZooKeeper", zk), ("pyzk", pz)):
         if "error" in figs:
             out += [f"{kind} failed: `{figs['error']}`", ""]
-    keys = [k for k in {**zk, **pz} if k not in ("error", "traceback")]
+    keys = [k for k in {**zk, **pz} if k not in ("error", "traceback", "spread")]
     if keys:
         out += ["| figure | ZooKeeper | pyzk | pyzk/ZK |", "|---|---:|---:|---:|"]
         for k in keys:
@@ -183,7 +190,14 @@ def to_markdown(doc: dict[str, Any], png_name: str) -> str:
         "## Headline figures",
         "",
         "Ratios are pyzk / ZooKeeper: above 1 means pyzk's figure is larger. "
-        "Whether that is good is in the *better* column.",
+        "Whether that is good is in the *better* column. "
+        + (
+            f"Workloads on shared servers ran {meta['plan']['repeats']} back-to-back pairs: "
+            "figures are medians, with the range over the pairs in brackets; the ratio is "
+            "of the medians."
+            if meta["plan"].get("repeats", 1) > 1
+            else ""
+        ),
         "",
         *_headline_rows(doc),
         "",

@@ -14,6 +14,7 @@ workload is skipped with the reason, and the run goes on.
 from __future__ import annotations
 
 import os
+import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -108,20 +109,26 @@ class Runner:
         ctx = self.ctx
         load = os.getloadavg()[0]
         t0 = time.monotonic()
-        servers: dict[str, dict[str, Any]] = {}
-        for kind in order:
-            ctx.log(f"{w.name}: {kind} ...")
-            try:
-                cluster = None if w.fresh else self._shared(w.topology, kind)
-                servers[kind] = w.run(ctx, kind, cluster)
-            except Exception as e:
-                ctx.log(f"{w.name}: {kind} FAILED: {e!r}")
-                servers[kind] = {"error": repr(e), "traceback": traceback.format_exc()[-2000:]}
-            ctx.log(f"{w.name}: {kind} {_brief(w, servers[kind])}")
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in order}
+        repeats = 1 if w.fresh else max(1, ctx.plan.repeats)
+        for rep in range(repeats):
+            for kind in order if rep % 2 == 0 else reversed(order):
+                ctx.log(f"{w.name}: {kind} ...")
+                runs[kind].append(self._attempt(w, kind))
+                ctx.log(f"{w.name}: {kind} {_brief(w, runs[kind][-1])}")
+        servers = {k: merge_runs(rs, w) for k, rs in runs.items()}
         out = Outcome(w, dict(w.params), servers, order, load, time.monotonic() - t0)
         out.compute_ratios()
         ctx.log(f"{w.name}: pyzk/zookeeper {_brief(w, out.ratios)}  (load avg {load:.2f})")
         return out
+
+    def _attempt(self, w: Workload, kind: str) -> dict[str, Any]:
+        try:
+            cluster = None if w.fresh else self._shared(w.topology, kind)
+            return w.run(self.ctx, kind, cluster)
+        except Exception as e:
+            self.ctx.log(f"{w.name}: {kind} FAILED: {e!r}")
+            return {"error": repr(e), "traceback": traceback.format_exc()[-2000:]}
 
     def _shared(self, topology: str, kind: str) -> Cluster:
         key = (topology, kind)
@@ -144,6 +151,29 @@ class Runner:
         for cluster in self.shared.values():
             cluster.stop()
         self.shared.clear()
+
+
+def merge_runs(runs: list[dict[str, Any]], w: Workload) -> dict[str, Any]:
+    """One kind's figures over its repeats: the median of each number; the headline
+    figures' range in ``spread``; errors kept if every repeat failed."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[-1]
+    if len(runs) == 1:
+        return ok[0]
+    merged: dict[str, Any] = {}
+    for key, first in ok[0].items():
+        vals = [r.get(key) for r in ok]
+        nums = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+        merged[key] = statistics.median(nums) if len(nums) == len(vals) else first
+    merged["repeats"] = len(ok)
+    merged["failed_repeats"] = len(runs) - len(ok)
+    merged["spread"] = {
+        m.key: [min(r[m.key] for r in ok), max(r[m.key] for r in ok)]
+        for m in w.headline
+        if all(isinstance(r.get(m.key), int | float) for r in ok)
+    }
+    return merged
 
 
 def _brief(w: Workload, figures: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -147,7 +148,7 @@ class Session:
         self.sock = socket.create_connection((host, port), timeout=io_timeout_s)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.reader = FrameReader()
-        self.pending: list[bytes] = []
+        self.pending: deque[bytes] = deque()
         self.xid = 0
         self.sock.sendall(connect_request(timeout_ms))
         body = self._next_frame()
@@ -165,7 +166,7 @@ class Session:
             if not data:
                 raise ProtocolFailure("connection closed by the server")
             self.pending.extend(self.reader.feed(data))
-        return self.pending.pop(0)
+        return self.pending.popleft()
 
     def next_reply(self) -> Reply:
         """The next reply to a request of ours (notifications and pings are skipped)."""
