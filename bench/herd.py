@@ -33,9 +33,18 @@ class Herd:
         return len(self.socks)
 
     def open(self, n: int, io_timeout_s: float = 30.0) -> None:
-        """Open ``n`` sessions (handshake done); raise if the server refuses one."""
+        """Open ``n`` sessions (handshake done); raise if the server refuses one.
+
+        Opening many can outlast the session timeout (ZooKeeper logs and fsyncs each new
+        session), so every third of the timeout the sessions opened so far are pinged.
+        """
         hello = wire.connect_request(self.timeout_ms)
+        keepalive_s = self.timeout_ms / 3000
+        last_ping = time.monotonic()
         while len(self.socks) < n:
+            if time.monotonic() - last_ping > keepalive_s:
+                self.ping_all(io_timeout_s)
+                last_ping = time.monotonic()
             batch: list[socket.socket] = []
             for _ in range(min(OPEN_BATCH, n - len(self.socks) - len(batch))):
                 s = socket.create_connection((self.host, self.port), timeout=io_timeout_s)
@@ -56,6 +65,11 @@ class Herd:
                 self.sel.register(s, selectors.EVENT_READ, len(self.socks))
                 self.socks.append(s)
                 self.readers.append(reader)
+
+    def ping_all(self, timeout_s: float = 30.0) -> int:
+        """Ping every session; how many answered within ``timeout_s``."""
+        self.send_all(lambda i: wire.ping())
+        return len(self.collect(lambda r: r.xid == wire.XID_PING, timeout_s))
 
     def send_all(self, make: Callable[[int], bytes]) -> None:
         """Send ``make(i)`` on every session (small requests: no partial-send handling)."""

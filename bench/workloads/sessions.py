@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import wire
 from bench.core import HIGHER, LOWER, Context, Metric, Workload
 from bench.herd import Herd
 from bench.servers import Cluster, standalone
@@ -34,13 +33,12 @@ def idle_sessions(ctx: Context, kind: str, _cluster: Cluster | None) -> dict[str
         herd.open(p.sessions)
         open_s = time.monotonic() - t0
         open_cpu_s = srv.cpu_seconds() - cpu0
-        herd.send_all(lambda i: wire.ping())
-        alive = herd.collect(lambda r: r.xid == wire.XID_PING, timeout_s=30)
+        alive = herd.ping_all()
         time.sleep(p.settle_s)
         rss1 = srv.rss_bytes()
         return {
             "sessions": p.sessions,
-            "alive": len(alive),
+            "alive": alive,
             "rss_before_mb": round(rss0 / 2**20, 1),
             "rss_mb": round(rss1 / 2**20, 1),
             "bytes_per_session": round((rss1 - rss0) / p.sessions),
