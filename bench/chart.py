@@ -101,6 +101,8 @@ def _resources(ax: Any, results: list[dict[str, Any]]) -> None:
         r = by_name.get(name)
         if r is None or key not in r.get("zookeeper", {}) or key not in r.get("pyzk", {}):
             continue
+        if any(key in r[k].get("not_comparable", {}) for k in COLORS):
+            continue
         labels.append(label)
         for k in COLORS:
             series[k].append(max(_val(r, k, key), 1e-3))

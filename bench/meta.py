@@ -96,6 +96,26 @@ def static_meta(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _interference(results: list[dict[str, Any]]) -> list[str]:
+    others = [
+        (r[k]["others_cpu_pct"], r[k].get("steal_pct", 0.0), r["workload"], k)
+        for r in results
+        for k in ("zookeeper", "pyzk")
+        if isinstance(r.get(k, {}).get("others_cpu_pct"), int | float)
+    ]
+    if not others:
+        return []
+    worst = max(others)
+    return [
+        "Interference, measured: during the zkload runs, other processes used a median "
+        f"{statistics.median(o[0] for o in others):.0f}% of the server core (worst "
+        f"{worst[0]:.0f}%, {worst[2]} on {worst[3]}) and the hypervisor stole a median "
+        f"{statistics.median(o[1] for o in others):.0f}% (`others_cpu_pct`, `steal_pct` "
+        "in each workload's figures). A server that was given less of its core shows "
+        "less throughput and longer tails than it would on a quiet machine."
+    ]
+
+
 def notes_for(doc: dict[str, Any]) -> list[str]:
     """The caveats a reader must know, from the figures themselves."""
     meta, results = doc["meta"], doc["results"]
@@ -109,6 +129,7 @@ def notes_for(doc: dict[str, Any]) -> list[str]:
         + " Compare ratios, and rerun before trusting a small difference.",
         f"Pinning: {meta['pinning']}. With one core, the JVM's JIT and GC threads share it "
         "with ZooKeeper's request threads; pyzk is one thread.",
+        *_interference(results),
         "Memory per session and per znode is the RSS difference divided by the count, as the "
         "operating system sees it: for the JVM that includes heap grown and not returned.",
     ]

@@ -83,6 +83,14 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def _not_comparable(r: dict[str, Any], key: str) -> str | None:
+    for kind in ("zookeeper", "pyzk"):
+        why = r.get(kind, {}).get("not_comparable", {}).get(key)
+        if why:
+            return f"not comparable: {kind} {why}"
+    return None
+
+
 def _verdict(m: dict[str, Any], ratio: float | None) -> str:
     if ratio is None or m["target"] is None:
         return ""
@@ -109,10 +117,11 @@ def _headline_rows(doc: dict[str, Any]) -> list[str]:
             ratio = r["ratios"].get(m["key"])
             zv = "error" if "error" in zk else _with_spread(zk, m["key"])
             pv = "error" if "error" in pz else _with_spread(pz, m["key"])
+            why = _not_comparable(r, m["key"])
             rows.append(
                 f"| {r['workload']} | {m['label']} ({m['unit']}) | {zv} | {pv} | "
                 f"{fmt(ratio) if ratio is not None else '-'} | {m['better']} | "
-                f"{_verdict(m, ratio)} |"
+                f"{why or _verdict(m, ratio)} |"
             )
     return rows
 
@@ -129,7 +138,8 @@ def _detail(r: dict[str, Any]) -> list[str]:
     for kind, figs in (("ZooKeeper", zk), ("pyzk", pz)):
         if "error" in figs:
             out += [f"{kind} failed: `{figs['error']}`", ""]
-    keys = [k for k in {**zk, **pz} if k not in ("error", "traceback", "spread")]
+    hidden = ("error", "traceback", "spread", "not_comparable")
+    keys = [k for k in {**zk, **pz} if k not in hidden]
     if keys:
         out += ["| figure | ZooKeeper | pyzk | pyzk/ZK |", "|---|---:|---:|---:|"]
         for k in keys:

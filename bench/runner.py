@@ -23,6 +23,12 @@ from typing import Any
 from bench.core import Context, Workload
 from bench.servers import KINDS, Cluster, ensemble, standalone
 
+# Figures that describe the workload rather than measure a server: no ratio.
+NO_RATIO = frozenset(
+    {"znodes", "znode_bytes", "sessions", "watchers", "rounds", "clients", "repeats"}
+    | {"failed_repeats", "zkload_exit", "errors", "create_errors", "missed", "alive"}
+)
+
 # How long three pyzk servers get to elect a leader before we call ensembles unsupported.
 ENSEMBLE_PROBE_S = 30.0
 
@@ -40,8 +46,13 @@ class Outcome:
     ratios: dict[str, float] = field(default_factory=dict)
 
     def compute_ratios(self) -> None:
+        """pyzk / ZooKeeper for every measured number both have, except those a workload
+        marked ``not_comparable`` (with the reason) for either kind."""
         zk, pz = self.servers.get("zookeeper", {}), self.servers.get("pyzk", {})
+        skip = NO_RATIO | zk.get("not_comparable", {}).keys() | pz.get("not_comparable", {}).keys()
         for key, a in zk.items():
+            if key in skip:
+                continue
             b = pz.get(key)
             ok = isinstance(a, int | float) and isinstance(b, int | float)
             if ok and not isinstance(a, bool) and a:

@@ -329,21 +329,52 @@ def running(cluster: Cluster) -> Iterator[Cluster]:
         cluster.stop()
 
 
+def parse_cpus(spec: str | None) -> list[int]:
+    """taskset's list syntax: ``0``, ``0,2``, ``0-3``."""
+    out: list[int] = []
+    for part in (spec or "").split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            out += range(int(lo), int(hi) + 1)
+        elif part.strip():
+            out.append(int(part))
+    return out
+
+
+def cpu_time(cpus: list[int]) -> tuple[float, float]:
+    """(busy, steal) seconds of these CPUs so far, from /proc/stat."""
+    busy = steal = 0
+    wanted = {f"cpu{c}" for c in cpus}
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f and f[0] in wanted:
+            user, nice, system, _idle, _iowait, irq, softirq, st = map(int, f[1:9])
+            busy += user + nice + system + irq + softirq
+            steal += st
+    return busy / CLK_TCK, steal / CLK_TCK
+
+
 class ResourceWatch:
     """Samples a cluster's CPU and RSS every ``period_s`` while a workload runs.
 
-    ``cpu_pct`` is the median of the per-period CPU (100 = one core), so the setup and
-    cleanup at the edges of a zkload run do not dilute the steady state.
+    ``server_cpu_pct`` is the median of the per-period CPU (100 = one core), so the
+    setup and cleanup at the edges of a zkload run do not dilute the steady state.
+    When the servers are pinned, it also measures interference: CPU time that other
+    processes (``others_cpu_pct``) and the hypervisor (``steal_pct``) took on the
+    servers' cores, in % of those cores, over the run.
     """
 
     def __init__(self, cluster: Cluster, period_s: float = 0.5) -> None:
         self.cluster = cluster
         self.period_s = period_s
         self.samples: list[tuple[float, float, int]] = []
+        self.cpus = parse_cpus(cluster.servers[0].settings.server_cpus)
+        self._cores: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> ResourceWatch:
+        self._cores.append(cpu_time(self.cpus))
         self._sample()
         self._thread.start()
         return self
@@ -352,6 +383,7 @@ class ResourceWatch:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self._cores.append(cpu_time(self.cpus))
 
     def _sample(self) -> None:
         c = self.cluster
@@ -367,10 +399,22 @@ class ResourceWatch:
             100 * (b[1] - a[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(s) if b[0] > a[0]
         )
         wall = s[-1][0] - s[0][0]
+        out = self._interference(wall, s[-1][1] - s[0][1])
         return {
+            **out,
             "server_cpu_pct": round(rates[len(rates) // 2], 1) if rates else 0.0,
             "server_cpu_s": round(s[-1][1] - s[0][1], 3),
             "server_cpu_pct_avg": round(100 * (s[-1][1] - s[0][1]) / wall, 1) if wall else 0.0,
             "server_rss_mb": round(s[-1][2] / 2**20, 1),
             "server_rss_max_mb": round(max(x[2] for x in s) / 2**20, 1),
+        }
+
+    def _interference(self, wall: float, server_cpu_s: float) -> dict[str, float]:
+        if not self.cpus or len(self._cores) < 2 or wall <= 0:
+            return {}
+        (b0, s0), (b1, s1) = self._cores[0], self._cores[-1]
+        cores = wall * len(self.cpus) / 100
+        return {
+            "others_cpu_pct": round(max(0.0, b1 - b0 - server_cpu_s) / cores, 1),
+            "steal_pct": round((s1 - s0) / cores, 1),
         }
