@@ -142,6 +142,7 @@ def _main(argv: list[str] | None) -> int:
         import json
 
         doc = json.loads(args.render.read_text())
+        doc["notes"] = notes_for(doc)  # computed from the figures: current wording
         for p in render(doc, args.render.parent, args.render.stem):
             print(p)
         return 0

@@ -127,8 +127,14 @@ def notes_for(doc: dict[str, Any]) -> list[str]:
         "average before each pair was "
         + (f"median {statistics.median(loads):.2f}, max {max(loads):.2f}." if loads else "n/a.")
         + " Compare ratios, and rerun before trusting a small difference.",
-        f"Pinning: {meta['pinning']}. With one core, the JVM's JIT and GC threads share it "
-        "with ZooKeeper's request threads; pyzk is one thread.",
+        f"Pinning: {meta['pinning']}. "
+        + (
+            "With one core, the JVM's JIT and GC threads share it with ZooKeeper's request "
+            "threads; pyzk is one thread."
+            if meta["pinning"] != "none"
+            else "Unpinned: ZooKeeper may use both cores (pyzk is one thread), and the "
+            "servers share them with the load generator."
+        ),
         *_interference(results),
         "Memory per session and per znode is the RSS difference divided by the count, as the "
         "operating system sees it: for the JVM that includes heap grown and not returned.",

@@ -176,7 +176,7 @@ def merge_runs(runs: list[dict[str, Any]], w: Workload) -> dict[str, Any]:
     for key, first in ok[0].items():
         vals = [r.get(key) for r in ok]
         nums = [v for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
-        merged[key] = statistics.median(nums) if len(nums) == len(vals) else first
+        merged[key] = round(statistics.median(nums), 3) if len(nums) == len(vals) else first
     merged["repeats"] = len(ok)
     merged["failed_repeats"] = len(runs) - len(ok)
     merged["spread"] = {
