@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 from bench import chart, report, zkload
-from bench.core import PRESETS, Context, Plan, plan_with
+from bench.core import PRESETS, Context, Plan, Workload, plan_with
 from bench.meta import notes_for, static_meta
 from bench.profile import profile_workload, py_spy
 from bench.runner import Runner
@@ -139,31 +140,36 @@ def _main(argv: list[str] | None) -> int:
             print(f"{w.name:28} {w.group:11} {w.description}")
         return 0
     if args.render:
-        import json
-
         doc = json.loads(args.render.read_text())
         doc["notes"] = notes_for(doc)  # computed from the figures: current wording
         for p in render(doc, args.render.parent, args.render.stem):
             print(p)
         return 0
-    if not ZK_JAR.exists():
-        print("bench: Apache ZooKeeper is not installed; run `make zookeeper`", file=sys.stderr)
-        return 2
     workloads = select([p.strip() for p in args.workloads.split(",") if p.strip()], args.ensemble)
-    if not workloads:
-        print(f"bench: no workload matches {args.workloads!r} (see --list)", file=sys.stderr)
-        return 2
-    if args.profile and py_spy() is None:
-        print("bench: --profile needs py-spy (pip install -e '.[bench]')", file=sys.stderr)
+    problem = _problem(args, workloads)
+    if problem:
+        print(f"bench: {problem}", file=sys.stderr)
         return 2
     zkload.build()
-    plan = _plan(args)
+    return _run(args, workloads)
+
+
+def _problem(args: argparse.Namespace, workloads: list[Workload]) -> str | None:
+    """Why this run cannot start, if it cannot."""
+    if not ZK_JAR.exists():
+        return "Apache ZooKeeper is not installed; run `make zookeeper`"
+    if not workloads:
+        return f"no workload matches {args.workloads!r} (see --list)"
+    if args.profile and py_spy() is None:
+        return "--profile needs py-spy (pip install -e '.[bench]')"
+    return None
+
+
+def _context(args: argparse.Namespace, stem: str) -> Context:
+    """Pin this process to the load cores, make the scratch folder, and the Context."""
     server_cpus, load_cpus = _pinning(args)
     if load_cpus:  # the harness's own Python workloads run on the load cores too
         os.sched_setaffinity(0, {int(c) for c in load_cpus.split(",")})
-    out = args.out or (RESULTS if args.preset == "full" else RESULTS / "tmp")
-    out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(out, args.name)
     work = args.work_dir or RESULTS / "tmp" / f"work-{stem}-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     settings = Settings(args.tick_time, args.heap_mb, server_cpus=server_cpus)
@@ -172,28 +178,33 @@ def _main(argv: list[str] | None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.monotonic() - t0:7.1f}s] {msg}", flush=True)
 
-    ctx = Context(plan, settings, work, load_cpus, log)
+    return Context(_plan(args), settings, work, load_cpus, log)
+
+
+def _run(args: argparse.Namespace, workloads: list[Workload]) -> int:
+    out = args.out or (RESULTS if args.preset == "full" else RESULTS / "tmp")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = _stem(out, args.name)
+    ctx = _context(args, stem)
     signal.signal(signal.SIGTERM, _on_signal)
+    t0 = time.monotonic()
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     meta = {"name": stem, "started": started, **static_meta(ctx)}
     runner = Runner(ctx)
+    profiles = []
     try:
-        log(
-            f"{plan.preset} run, {len(workloads)} workloads; servers on cpus {server_cpus}, "
-            f"load on {load_cpus}; scratch {work}"
-        )
+        ctx.log(f"{ctx.plan.preset} run, {len(workloads)} workloads; {meta['pinning']}")
         outcomes = runner.run(workloads)
-        profiles = []
         if args.profile:
             by_name = {w.name: w for w in all_workloads()}
             for name in PROFILED:
-                log(f"profiling pyzk under {name}")
+                ctx.log(f"profiling pyzk under {name}")
                 profiles.append(profile_workload(ctx, by_name[name], out, stem))
     finally:
         runner.stop_shared()
         stop_all()
         if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(ctx.run_dir, ignore_errors=True)
     meta.update(
         wall_s=round(time.monotonic() - t0, 1),
         loadavg_end=os.getloadavg(),
@@ -202,12 +213,8 @@ def _main(argv: list[str] | None) -> int:
     doc = report.to_dict(meta, outcomes, runner.skipped, profiles, [])
     doc["notes"] = notes_for(doc)
     for p in render(doc, out, stem):
-        log(f"wrote {p}")
-    failed = [
-        r["workload"]
-        for r in doc["results"]
-        if any("error" in r.get(k, {}) for k in ("zookeeper", "pyzk"))
-    ]
+        ctx.log(f"wrote {p}")
+    failed = report.failed_workloads(doc)
     if failed:
-        log(f"workloads with errors: {', '.join(failed)}")
+        ctx.log(f"workloads with errors: {', '.join(failed)}")
     return 1 if failed else 0

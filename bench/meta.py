@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import Context
+from bench.report import failed_workloads
 from bench.servers import ZK_JAR
 
 BUSY_ZKLOAD_PCT = 70.0
@@ -163,11 +164,7 @@ def notes_for(doc: dict[str, Any]) -> list[str]:
             f"zkload used more than {BUSY_ZKLOAD_PCT:.0f}% of its core in "
             f"{', '.join(sorted(set(busy)))}: the client may have capped those figures."
         )
-    failed = [
-        r["workload"]
-        for r in results
-        if any("error" in r.get(k, {}) for k in ("zookeeper", "pyzk"))
-    ]
+    failed = failed_workloads(doc)
     if failed:
         notes.append(f"Workloads with errors (see All figures): {', '.join(failed)}.")
     if doc["skipped"]:

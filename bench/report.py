@@ -61,6 +61,15 @@ def to_dict(
     }
 
 
+def failed_workloads(doc: dict[str, Any]) -> list[str]:
+    """Workloads where either kind reported an error."""
+    return [
+        r["workload"]
+        for r in doc["results"]
+        if any("error" in r.get(k, {}) for k in ("zookeeper", "pyzk"))
+    ]
+
+
 def write_json(doc: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
 

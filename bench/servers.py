@@ -21,8 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,10 +276,6 @@ class Cluster:
     def hosts(self) -> str:
         return ",".join(s.hosts for s in self.servers if s.alive)
 
-    @property
-    def ensemble(self) -> bool:
-        return len(self.servers) > 1
-
     def start(self) -> float:
         """Start every member; the slowest member's start-up in ms."""
         for s in self.servers:
@@ -318,15 +313,6 @@ def ensemble(kind: str, workdir: Path, settings: Settings, size: int = 3) -> Clu
         for i in range(1, size + 1)
     ]
     return Cluster(kind, servers)
-
-
-@contextmanager
-def running(cluster: Cluster) -> Iterator[Cluster]:
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def parse_cpus(spec: str | None) -> list[int]:
