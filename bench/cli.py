@@ -38,11 +38,18 @@ PROFILED = ("get-100B-8x64", "set-100B-8x64", "mixed90-100B-8x64", "createdelete
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="pyzk and Apache ZooKeeper, same machine, same run, same workloads; "
+        "writes <out>/<name>.json, .md and .png (see bench/README.md).",
+    )
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--full", dest="preset", action="store_const", const="full")
-    size.add_argument("--quick", dest="preset", action="store_const", const="quick")
-    size.add_argument("--tiny", dest="preset", action="store_const", const="tiny")
+    for name, what in (
+        ("full", "the full run, about 20 minutes (default)"),
+        ("quick", "a few minutes; results under bench/results/tmp/"),
+        ("tiny", "seconds; checks the command works (the smoke test), figures mean nothing"),
+    ):
+        size.add_argument(f"--{name}", dest="preset", action="store_const", const=name, help=what)
     p.set_defaults(preset="full")
     p.add_argument(
         "--workloads",
@@ -59,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--server-cpus", default=None, help="taskset list for servers (default 0)")
     p.add_argument("--load-cpus", default=None, help="taskset list for load (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin anything")
-    p.add_argument("--tick-time", type=int, default=2000)
+    p.add_argument("--tick-time", type=int, default=2000, help="tickTime of both servers")
     p.add_argument("--heap-mb", type=int, default=1000, help="ZooKeeper's -Xmx")
     for flag, typ in (
         ("seconds", float),
