@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	@touch $@
 
 # The reference server for the differential tests, the zkCli.sh and cli_mt clients.
@@ -59,6 +59,12 @@ test: venv zookeeper container-tools lint typecheck
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit $(PYTEST_ARGS)
+
+# pyzk and Apache ZooKeeper side by side: writes bench/results/<date>.{json,md,png}.
+# BENCH_ARGS=--quick for a run of a few minutes; see bench/README.md.
+bench: venv zookeeper
+	$(MAKE) -s -C bench/zkload
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -369,7 +369,7 @@ def test_watches_follow_a_client_to_another_server(ensemble: Ensemble) -> None:
     try:
         c.create("/watched", b"1")
         c.get("/watched", watch=lambda ev: fired.set())
-        first = int(c._connection._socket.getpeername()[1])  # noqa: SLF001 - which server
+        first = int(c._connection._socket.getpeername()[1])
         victim = f1 if ensemble.client_ports[f1] == first else f2
         ensemble.kill(victim)  # the client moves to the other follower, re-setting watches
         writer = on(ensemble, leader)

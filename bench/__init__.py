@@ -1,0 +1,1 @@
+"""Benchmarks: pyzk and Apache ZooKeeper side by side (``python -m bench``; README.md)."""
