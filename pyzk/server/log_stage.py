@@ -64,7 +64,7 @@ class LogStage:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-log")
         self._snapper = ThreadPoolExecutor(1, thread_name_prefix="pyzk-snap")
         self._since_snap = 0
-        self._snap_at = self._next_snap_point()
+        self._snap_at = self.next_snap_point()
         self._roll_next = False
         self._snapshot_task: asyncio.Task[Path | None] | None = None
         self.last_fsync_ms = 0.0  # for metrics
@@ -77,7 +77,7 @@ class LogStage:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def _next_snap_point(self) -> int:
+    def next_snap_point(self) -> int:
         half = max(self.snap_count // 2, 1)
         return half + self._rng.randrange(half)  # randomised: members do not snap together
 
@@ -145,7 +145,7 @@ class LogStage:
             log.warning("Too busy to snap, skipping")
             return
         self._since_snap = 0
-        self._snap_at = self._next_snap_point()
+        self._snap_at = self.next_snap_point()
         self._roll_next = True  # the next batch starts a new log file
         view = self.tree.begin_snapshot()  # now: exactly what is applied so far
         self._snapshot_task = asyncio.get_running_loop().create_task(self.snapshot(view))

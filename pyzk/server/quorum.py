@@ -105,6 +105,7 @@ class QuorumServer(Server):
         self._stopping = False
         self._roll_next = False
         self._since_snap = 0
+        self._snap_at = self.log_stage.next_snap_point()  # randomised, as in standalone
         self._next_touch = 0.0
         self._syncs: list[tuple[int, SyncDone]] = []  # answers waiting for their commits
         self.election_started = time.monotonic()
@@ -305,8 +306,9 @@ class QuorumServer(Server):
         if self._syncs:
             self._release_syncs()
         self._since_snap += len(op.entries)
-        if self._since_snap >= self.log_stage.snap_count // 2 and self.tree.view is None:
+        if self._since_snap >= self._snap_at and self.tree.view is None:
             self._since_snap = 0
+            self._snap_at = self.log_stage.next_snap_point()
             self._roll_next = True
             asyncio.get_running_loop().create_task(self.log_stage.snapshot())
 

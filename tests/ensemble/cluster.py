@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.servers import ServerProcess, four_letter, free_port
+from tests.servers import ServerProcess, four_letter, free_ports
 
 START_TIMEOUT_S = 30.0
 
@@ -27,11 +27,12 @@ class Ensemble:
     ) -> None:
         self.workdir = workdir
         self.ids = list(range(1, n + observers + 1))
-        self.client_ports = {i: free_port() for i in self.ids}
+        ports = iter(free_ports(3 * len(self.ids)))
+        self.client_ports = {i: next(ports) for i in self.ids}
         lines = []
         for i in self.ids:
             role = ":observer" if i > n else ""
-            lines.append(f"server.{i} = 127.0.0.1:{free_port()}:{free_port()}{role}")
+            lines.append(f"server.{i} = 127.0.0.1:{next(ports)}:{next(ports)}{role}")
         self.servers: dict[int, ServerProcess] = {}
         for i in self.ids:
             d = workdir / f"s{i}"

@@ -381,3 +381,30 @@ def test_watches_follow_a_client_to_another_server(ensemble: Ensemble) -> None:
         assert fired.wait(WAIT_S), "the watch did not follow the session"
     finally:
         c.stop()
+
+
+def test_members_snapshot_and_recover_after_a_full_restart(tmp_path: Path) -> None:
+    ens = Ensemble(tmp_path, extra={"snapCount": "100"})
+    try:
+        ens.start()
+        c = client(ens.hosts)
+        try:
+            for i in range(300):
+                c.create_async(f"/s{i}", str(i).encode())
+            c.sync("/")
+        finally:
+            c.stop()
+        for i in ens.ids:
+            data = ens.servers[i].workdir / "data"
+            ens.wait_for(lambda d=data: any(p.name.startswith("snapshot.") for p in d.iterdir()))
+        ens.stop()
+        ens.start()
+        c = client(ens.hosts)
+        try:
+            c.sync("/")
+            assert c.get("/s299")[0] == b"299"
+            assert len([k for k in c.get_children("/") if k.startswith("s")]) == 300
+        finally:
+            c.stop()
+    finally:
+        ens.stop()
