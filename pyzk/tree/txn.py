@@ -6,7 +6,8 @@ chose, the new versions, the parent's new cversion and the wall-clock time the l
 stamped, so replaying it from the log, or on a follower, produces the same tree.
 
 Txns are serialised with msgpack as small arrays ``[tag, field, ...]`` for the log and the
-quorum protocol.
+quorum protocol. They are never changed once built; the dataclasses are not frozen only
+because a frozen one's constructor costs a ``object.__setattr__`` per field, on every write.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ AclEntry = tuple[int, str, str]
 AclList = tuple[AclEntry, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateTxn:
     path: str
     data: bytes | None
@@ -30,47 +31,47 @@ class CreateTxn:
     parent_cversion: int  # the parent's create count once this create is applied
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeleteTxn:
     path: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetDataTxn:
     path: str
     data: bytes | None
     version: int  # the node's version after the change
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetACLTxn:
     path: str
     acl: AclList
     version: int  # the node's aversion after the change
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckVersionTxn:
     path: str
     version: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorTxn:
     err: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MultiTxn:
     ops: tuple[TxnBody, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateSessionTxn:
     timeout_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseSessionTxn:
     paths: tuple[str, ...]  # the session's ephemerals when the close was prepared
 
@@ -88,7 +89,7 @@ TxnBody = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Txn:
     """A transaction with its header (ZooKeeper's TxnHeader + record)."""
 
