@@ -12,7 +12,7 @@ for the current one, whatever the transport delivers late.
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
 
@@ -200,6 +200,8 @@ _KINDS: list[type] = [
     Ping,
 ]
 _KIND_OF = {cls: i for i, cls in enumerate(_KINDS)}
+# Field names per kind (dataclasses.astuple would deep-copy every payload).
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in _KINDS}
 
 
 class BadMessage(ValueError):
@@ -218,7 +220,7 @@ def encode(msg: Message) -> bytes:
             msg.accepted_epoch,
         ]
     else:
-        body = list(astuple(msg))
+        body = [getattr(msg, name) for name in _FIELDS[type(msg)]]
     return msgpack.packb([WIRE_VERSION, _KIND_OF[type(msg)], *body], use_bin_type=True)  # type: ignore[no-any-return]
 
 
