@@ -67,6 +67,9 @@ def encode_app(msg: AppMessage) -> bytes:
 
 def is_app(raw: bytes) -> bool:
     """Does this frame carry an app message (peek at the kind without decoding it)?"""
+    # Fast path: a fixarray, then the version and the kind as positive fixints.
+    if len(raw) > 2 and 0x92 <= raw[0] <= 0x9F and raw[1] == WIRE_VERSION and raw[2] < 0x80:
+        return raw[2] >= KIND_BASE
     try:
         head = msgpack.Unpacker(raw=False)
         head.feed(raw[:16])

@@ -49,7 +49,7 @@ from pyzk.storage.epochs import ACCEPTED, CURRENT, read_epoch, write_epochs
 from pyzk.storage.recovery import recover
 from pyzk.storage.snapshot import encode_snapshot, read_snapshot, snapshot_files, snapshot_name
 from pyzk.storage.wal import fsync_dir, log_files, read_log, truncate_after
-from pyzk.tree.txn import decode_txn, encode_txn
+from pyzk.tree.txn import Txn, decode_txn, encode_txn
 from pyzk.zab.election import ElectionTiming
 from pyzk.zab.history import Append, Apply, Epochs, Install, Ready, Truncate
 from pyzk.zab.messages import BadMessage as _Bad
@@ -108,6 +108,7 @@ class QuorumServer(Server):
         self._snap_at = self.log_stage.next_snap_point()  # randomised, as in standalone
         self._next_touch = 0.0
         self._syncs: list[tuple[int, SyncDone]] = []  # answers waiting for their commits
+        self._proposed: dict[int, Txn] = {}  # txns this leader proposed, by zxid
         self.election_started = time.monotonic()
         self.last_election_ms = 0.0
 
@@ -224,9 +225,11 @@ class QuorumServer(Server):
         proc, peer = self.proc, self.peer
         txns = proc.take_to_log()
         for i, txn in enumerate(txns):
+            self._proposed[txn.zxid] = txn  # applied from here: no need to decode it again
             if peer.propose(encode_txn(txn)) != txn.zxid:
                 log.warning("leadership lost with %d writes unproposed", len(txns) - i)
                 proc.clear_pending()
+                self._proposed.clear()
                 break
         leader = peer.leader_id
         for msg in proc.take_forward():
@@ -302,7 +305,10 @@ class QuorumServer(Server):
             self.proc.sync_done(self._syncs.pop(0)[1])
 
     def _apply(self, op: Apply) -> None:
-        self.proc.commit([decode_txn(payload) for _, payload in op.entries])
+        proposed = self._proposed
+        self.proc.commit(
+            [proposed.pop(z) if z in proposed else decode_txn(p) for z, p in op.entries]
+        )
         if self._syncs:
             self._release_syncs()
         self._since_snap += len(op.entries)
@@ -399,6 +405,7 @@ class QuorumServer(Server):
         log.info("no longer serving as %s", self.proc.role)
         self.proc.become(LOOKING)
         self._syncs.clear()
+        self._proposed.clear()
         self.mode = "looking"
         for conn in list(self.connections):
             conn.closing = True
