@@ -29,7 +29,8 @@ from pathlib import Path
 from pyzk.storage.purge import purge
 from pyzk.storage.snapshot import SnapshotEncoder, SnapshotFile
 from pyzk.storage.wal import TxnLog
-from pyzk.tree.datatree import DataTree, SnapshotView
+from pyzk.tree.datatree import DataTree
+from pyzk.tree.snapshot_view import SnapshotView
 from pyzk.tree.txn import Txn, encode_txn
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,8 @@ import crc32c
 import msgpack
 
 from pyzk.storage.wal import fsync_dir, zxid_of
-from pyzk.tree.datatree import DataTree, SnapshotView
+from pyzk.tree.datatree import DataTree
+from pyzk.tree.snapshot_view import SnapshotView, tree_from_columns
 from pyzk.tree.txn import AclList
 
 MAGIC = b"PZKS"
@@ -188,7 +189,7 @@ def read_snapshot(path: Path) -> Loaded:
     body = memoryview(data)[HEADER.size : len(data) - FOOTER.size]
     if crc32c.crc32c(body) != crc:
         raise SnapshotError(f"{path}: checksum mismatch")
-    tree = DataTree.from_columns(zxid, _columns(body))
+    tree = tree_from_columns(zxid, _columns(body))
     return Loaded(zxid, tree)
 
 
