@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import subprocess
@@ -24,6 +25,7 @@ OPEN = [ACL(31, Id("world", "anyone"))]
 
 KILL_ROUNDS = int(os.environ.get("PYZK_CRASH_ROUNDS", "6"))
 OP_TIMEOUT_S = 5.0
+_SEQ = itertools.count(1)
 
 
 def client(srv: ServerProcess, **kw: object) -> KazooClient:
@@ -101,7 +103,6 @@ class Load:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(n)]
-        self.seq = 0
 
     def run(self, i: int) -> None:
         retry = KazooRetry(max_tries=0)
@@ -115,8 +116,7 @@ class Load:
         rng = random.Random(i)
         while not self.stop.is_set():
             with self.lock:
-                self.seq += 1
-                n = self.seq
+                n = next(_SEQ)  # across rounds: a later write always has a larger number
             path = f"/crash/c{i}-{rng.randrange(20)}"
             data = f"{i}:{n}".encode()
             try:
