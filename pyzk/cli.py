@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pyzk import __version__
 from pyzk.config import Config, ConfigError, load, read_properties
+from pyzk.security.settings import SecurityConfigError
 from pyzk.storage.wal import LogCorruptError
 
 log = logging.getLogger("pyzk")
@@ -124,6 +125,9 @@ def run_server(argv: list[str]) -> int:
     except LogCorruptError as e:
         log.critical("transaction log is corrupt, refusing to start: %s", e)
         return EXIT_CORRUPT
+    except SecurityConfigError as e:  # a key store, trust store or JAAS file that fails
+        print(f"pyzk: invalid configuration: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as e:
         print(f"pyzk: cannot start: {e.strerror or e}", file=sys.stderr)
         return EXIT_CONFIG
