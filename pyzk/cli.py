@@ -150,12 +150,34 @@ def _log_config(cfg: Config) -> None:
         f"{cfg.admin_server_address}:{cfg.admin_server_port}" if cfg.admin_enable else "off",
         f"{cfg.metrics_host}:{cfg.metrics_port}" if cfg.metrics_provider else "off",
     )
+    _log_security(cfg)
     if cfg.ignored:
         log.info("config keys not used by pyzk, ignored: %s", ", ".join(dict.fromkeys(cfg.ignored)))
     if cfg.jvm_ignored:
         log.info(
             "JVM flags not used by pyzk, ignored: %s", " ".join(dict.fromkeys(cfg.jvm_ignored))
         )
+
+
+def _log_security(cfg: Config) -> None:
+    """One line for TLS, SASL and quorum authentication: what is on, never a secret."""
+    s = cfg.security
+    secure = (
+        f"{s.secure_client_address or '0.0.0.0'}:{cfg.secure_client_port} "
+        f"clientAuth={s.client_tls.client_auth}"
+        if cfg.secure_client_port
+        else "off"
+    )
+    quorum = [name for name, on in (("sslQuorum", s.ssl_quorum), ("sasl", s.quorum_sasl)) if on]
+    log.info(
+        "security: secureClientPort=%s jaas=%s authProviders=%s enforce.auth.schemes=%s "
+        "quorum auth=%s",
+        secure,
+        s.jaas_file or "none",
+        ",".join(sorted(s.providers | {"digest", "ip"})),
+        ",".join(sorted(s.enforce_schemes)) or "off",
+        "+".join(quorum) or "off",
+    )
 
 
 def _tag_logs(myid: int | None) -> None:
