@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 def auth(conn: ClientConnection, xid: int, frame: bytes) -> bool:
     """Handle an auth packet; True when the connection must close."""
     packet = r.AuthPacket.decode(frame, 8)[0]
-    if conn.auth.authenticate(packet.scheme, packet.auth or b"", conn.ip):
+    if _x509_again(conn, packet.scheme) or conn.auth.authenticate(
+        packet.scheme, packet.auth or b"", conn.ip
+    ):
         log.info(
             "Session 0x%x: auth success for scheme %s and address %s",
             conn.session_id,
@@ -40,6 +42,20 @@ def auth(conn: ClientConnection, xid: int, frame: bytes) -> bool:
     log.warning("No authentication provider for scheme: %s has ip digest", packet.scheme)
     conn.queue(reply(xid, 0, Err.AUTHFAILED))
     return True
+
+
+def _x509_again(conn: ClientConnection, scheme: str) -> bool:
+    """addauth x509: OK when the connection's TLS client certificate already gave the id.
+
+    (X509AuthenticationProvider.handleAuthentication checks the connection's certificate
+    chain, which the TLS handshake verified; without one it is AUTHFAILED.)
+    """
+    security = conn.auth.security
+    return (
+        security.provider(scheme) is not None
+        and scheme == "x509"
+        and any(s == scheme for s, _ in conn.auth.ids())
+    )
 
 
 def sasl(conn: ClientConnection, xid: int, frame: bytes) -> bool:

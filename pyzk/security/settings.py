@@ -77,6 +77,12 @@ _AUTH_KEYS = frozenset(
     }
 )
 
+# Switches pyzk accepts but does not implement: logged as ignored when turned on.
+_NOT_IMPLEMENTED = (
+    "client.portUnification", "portUnification", "sslQuorumReloadCertFiles",
+    "ssl.crl", "ssl.ocsp", "ssl.quorum.crl", "ssl.quorum.ocsp",
+)  # fmt: skip
+
 NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 NIO_FACTORY = "org.apache.zookeeper.server.NIOServerCnxnFactory"
 
@@ -277,6 +283,9 @@ def parse(
     factory = props.get("serverCnxnFactory", NETTY_FACTORY).strip()
     if factory not in (NETTY_FACTORY, NIO_FACTORY):
         warn(f"serverCnxnFactory: {factory} is not a ZooKeeper factory; pyzk uses its own")
+    for key in _NOT_IMPLEMENTED:
+        if _bool(key, props.get(key, "")):
+            warn(f"{key}: not implemented by pyzk")
     providers = set(_providers(props, warn))
     ssl_provider = props.get("ssl.authProvider", "x509").strip() or "x509"
     if secure_port:

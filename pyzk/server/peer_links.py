@@ -206,15 +206,22 @@ class Link(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         direction = f"to server {self.sid}" if self.outbound else f"from {peer}"
         log.warning("dropping %s connection %s: %s", self.kind, direction, why)
-        if not self.ready.done():
-            self.ready.set_exception(PeerAuthError(why))
+        self._fail_ready(PeerAuthError(why))
         self.transport.abort()
+
+    def _fail_ready(self, exc: Exception) -> None:
+        """Tell ``_connect`` (outbound links only: nobody waits on an inbound one)."""
+        if self.ready.done():
+            return
+        if self.outbound:
+            self.ready.set_exception(exc)
+        else:
+            self.ready.cancel()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("the connection closed"))
+        self._fail_ready(ConnectionError("the connection closed"))
         self.links.lost(self)
 
 

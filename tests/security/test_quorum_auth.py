@@ -79,6 +79,13 @@ def write_and_read_everywhere(ens: Ensemble, path: str) -> None:
                 c.stop()
 
 
+def assert_no_traceback(ens: Ensemble) -> None:
+    """Refused peers are log lines, never an unhandled error."""
+    for i in ens.ids:
+        log = log_of(ens, i)
+        assert "Traceback" not in log and "never retrieved" not in log, f"server {i}"
+
+
 def wait_for_log(ens: Ensemble, i: int, text: str) -> None:
     ens.wait_for(lambda: text in log_of(ens, i), timeout=WAIT_S)
 
@@ -122,6 +129,7 @@ def test_a_member_with_the_wrong_secret_cannot_join(sasl_ensemble: Ensemble) -> 
     assert ens.mode(impostor) == ""  # never joins, never serves
     assert ens.leader() == leader  # the others keep their leader
     write_and_read_everywhere(ens, "/still-serving")
+    assert_no_traceback(ens)
 
 
 def test_a_forged_hello_and_vote_are_dropped(sasl_ensemble: Ensemble, tmp_path: Path) -> None:
@@ -142,6 +150,7 @@ def test_a_forged_hello_and_vote_are_dropped(sasl_ensemble: Ensemble, tmp_path: 
     wait_for_log(ens, target, "did not authenticate")
     assert ens.leader() == leader
     write_and_read_everywhere(ens, "/after-forgery")
+    assert_no_traceback(ens)
 
 
 # --- mutual TLS between members (sslQuorum) -------------------------------------------------
@@ -192,6 +201,7 @@ def test_a_member_with_an_untrusted_certificate_cannot_join(
     assert ens.mode(impostor) == ""
     assert ens.leader() == leader
     write_and_read_everywhere(ens, "/tls-still-serving")
+    assert_no_traceback(ens)
 
 
 def test_a_plain_text_peer_is_refused_by_a_tls_quorum(tls_ensemble: Ensemble) -> None:
@@ -209,3 +219,4 @@ def test_a_plain_text_peer_is_refused_by_a_tls_quorum(tls_ensemble: Ensemble) ->
     assert time.monotonic() < deadline
     wait_for_log(ens, leader, "Unsuccessful TLS handshake")
     assert ens.leader() == leader
+    assert_no_traceback(ens)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError
+from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.security import ACL, Id, Permissions
 
 from tests.conftest import TARGETS
@@ -221,3 +221,21 @@ def test_with_client_auth_want_a_client_without_certificate_connects_without_id(
     finally:
         anonymous.stop()
         owner.stop()
+
+
+def test_addauth_x509_succeeds_only_with_a_client_certificate(
+    secure: SecureServer, certs: Certs
+) -> None:
+    zk = tls_client(secure, certs.client)
+    try:
+        zk.add_auth("x509", "")  # the certificate is the credential
+        assert zk.exists("/") is not None
+    finally:
+        zk.stop()
+    plain = KazooClient(hosts=secure.srv.hosts, timeout=10.0, connection_retry={"max_tries": 0})
+    plain.start(timeout=WAIT_S)
+    try:
+        with pytest.raises(AuthFailedError):
+            plain.add_auth("x509", "")
+    finally:
+        plain.stop()
