@@ -8,9 +8,10 @@ and server name ``zk-sasl-md5``, service ``zookeeper``, ``algorithm=md5-sess``.
 
 Server (the JDK's ``DigestMD5Server``), three steps:
 
-1. The client sends an empty token; the server answers the *digest-challenge*
-   ``realm="zk-sasl-md5",nonce="…",qop="auth",charset=utf-8,algorithm=md5-sess``
-   (RFC 2831 §2.1.1) with a fresh random nonce.
+1. The client sends an empty token (the JDK ignores a non-empty one, and so does this);
+   the server answers the *digest-challenge*
+   ``realm="zk-sasl-md5",nonce="…",charset=utf-8,algorithm=md5-sess`` (RFC 2831 §2.1.1;
+   no qop directive: ``auth``, the default) with a fresh random nonce of 30 bytes.
 2. The client sends the *digest-response* (§2.1.2): username, realm, nonce, cnonce,
    nc=00000001, qop, digest-uri ``zookeeper/zk-sasl-md5`` and ``response``, a hash over
    the password. The server checks every directive as the JDK does and recomputes
@@ -151,9 +152,7 @@ class DigestMD5Server:
         """The server's answer to a client token; SaslError when authentication fails."""
         if self._step == 0:
             self._step = 1
-            if token:
-                raise SaslError("DIGEST-MD5 must not have an initial response")
-            return self.challenge()
+            return self.challenge()  # a first token is not looked at (JDK 17)
         if self._step == 1:
             self._step = 2
             if len(token) > MAX_TOKEN_BYTES:
@@ -165,8 +164,8 @@ class DigestMD5Server:
 
     def challenge(self) -> bytes:
         return (
-            b'realm="' + SERVER_NAME.encode() + b'",nonce="' + self._nonce + b'",qop="'
-            + QOP.encode() + b'",charset=utf-8,algorithm=md5-sess'
+            b'realm="' + SERVER_NAME.encode() + b'",nonce="' + self._nonce
+            + b'",charset=utf-8,algorithm=md5-sess'
         )  # fmt: skip
 
     def _validate(self, d: dict[str, bytes]) -> bytes:

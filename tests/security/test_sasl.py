@@ -27,7 +27,7 @@ from pyzk.jute import records as r
 from pyzk.jute.codes import Err, OpCode
 from tests.conftest import TARGETS, configured_server
 from tests.rawclient import RawClient
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, make_server
 
 WAIT_S = 15.0
 SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
@@ -160,20 +160,55 @@ def test_a_raw_wrong_response_is_answered_authfailed(srv: ServerProcess) -> None
         raw.close()
 
 
+def test_a_gssapi_client_gets_the_digest_md5_challenge_then_authfailed(
+    srv: ServerProcess,
+) -> None:
+    """GSSAPI opens with a Kerberos token: the server (DIGEST-MD5 only) answers with its
+    challenge regardless, and the next token, not a digest-response, fails."""
+    raw = RawClient("127.0.0.1", srv.port)
+    try:
+        raw.connect()
+        kerberos_like = b"\x60\x82\x02\x00\x06\x09\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"
+        hdr, body = raw.request(1, OpCode.sasl, r.GetSASLRequest(kerberos_like).encode())
+        assert hdr.err == Err.OK
+        token = r.SetSASLResponse.decode(body)[0].token
+        assert token is not None and token.endswith(b",charset=utf-8,algorithm=md5-sess")
+        hdr, _ = raw.request(2, OpCode.sasl, r.GetSASLRequest(kerberos_like).encode())
+        assert hdr.err == Err.AUTHFAILED
+    finally:
+        raw.close()
+
+
 # --- enforced authentication ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=TARGETS)
+ENFORCE = {
+    "sessionRequireClientSASLAuth": {"sessionRequireClientSASLAuth": "true"},
+    "enforce.auth": {"enforce.auth.enabled": "true", "enforce.auth.schemes": "sasl"},
+}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(kind, how) for kind in TARGETS for how in ENFORCE],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def enforcing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
+    kind, how = request.param
     jaas = jaas_file(tmp_path_factory)
-    yield from configured_server(
-        request,
-        tmp_path_factory,
-        {"authProvider.sasl": SASL_PROVIDER, "sessionRequireClientSASLAuth": "true"},
+    srv = make_server(
+        kind,
+        tmp_path_factory.mktemp(f"enforce-{kind}"),
+        extra={"authProvider.sasl": SASL_PROVIDER, **ENFORCE[how]},
         jvm_flags=[f"-Djava.security.auth.login.config={jaas}"],
     )
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 def test_with_sasl_required_an_unauthenticated_request_closes_the_connection(
