@@ -204,8 +204,8 @@ def enforcing(
         extra={"authProvider.sasl": SASL_PROVIDER, **ENFORCE[how]},
         jvm_flags=[f"-Djava.security.auth.login.config={jaas}"],
     )
-    srv.start()
     try:
+        srv.start()
         yield srv
     finally:
         srv.stop()

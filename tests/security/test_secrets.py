@@ -19,7 +19,7 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl_credential
 
-from tests.security.certs import KEYSTORE_PASSWORD, make_certs
+from tests.security.certs import KEYSTORE_PASSWORD, Certs, make_certs
 from tests.servers import ServerProcess, four_letter, free_port
 
 SECRETS = {
@@ -71,7 +71,15 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         env={"SERVER_JVMFLAGS": flags},
     )
     server.admin_port = admin  # type: ignore[attr-defined]
-    server.start()
+    try:
+        server.start()
+        use_every_secret(server, certs, secure)
+        yield server
+    finally:
+        server.stop()
+
+
+def use_every_secret(server: ServerProcess, certs: Certs, secure: int) -> None:
     # use every secret once: a TLS client, a SASL login, a failed one, the super user
     tls = KazooClient(hosts=f"127.0.0.1:{secure}", use_ssl=True, ca=str(certs.ca),
                       certfile=str(certs.client.cert), keyfile=str(certs.client.key))  # fmt: skip
@@ -86,8 +94,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         )
         zk.start(timeout=15)
         zk.stop()
-    yield server
-    server.stop()
 
 
 def assert_no_secret(text: str, where: str) -> None:

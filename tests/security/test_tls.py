@@ -58,8 +58,8 @@ def tls_settings(certs: Certs, port: int, **more: str) -> dict[str, str | None]:
 def start_secure(kind: str, workdir: Path, certs: Certs, **more: str) -> Iterator[SecureServer]:
     port = free_port()
     srv = make_server(kind, workdir, extra=tls_settings(certs, port, **more))
-    srv.start()
     try:
+        srv.start()
         yield SecureServer(srv, port, certs)
     finally:
         srv.stop()
