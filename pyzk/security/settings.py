@@ -94,6 +94,8 @@ PROVIDER_CLASSES = {
     "org.apache.zookeeper.server.auth.IPAuthenticationProvider": "ip",
 }
 
+_SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+
 # ZooKeeperSaslServer.DEFAULT_LOGIN_CONTEXT_NAME and QuorumAuth's defaults.
 DEFAULT_SERVER_SECTION = "Server"
 DEFAULT_QUORUM_SERVER_SECTION = "QuorumServer"
@@ -258,19 +260,26 @@ def _providers(props: Mapping[str, str], warn: Callable[[str], None]) -> frozens
     return frozenset(schemes)
 
 
-def _enforce(props: Mapping[str, str]) -> frozenset[str]:
+def _enforce(props: Mapping[str, str], providers: frozenset[str]) -> frozenset[str]:
     """AuthenticationHelper.initConfigurations: the schemes a session must have."""
     if _bool("sessionRequireClientSASLAuth", props.get("sessionRequireClientSASLAuth", "")):
-        return frozenset({"sasl"})
-    if not _bool("enforce.auth.enabled", props.get("enforce.auth.enabled", "")):
+        schemes = frozenset({"sasl"})
+    elif not _bool("enforce.auth.enabled", props.get("enforce.auth.enabled", "")):
         return frozenset()
-    schemes = frozenset(
-        s.strip() for s in props.get("enforce.auth.schemes", "").split(",") if s.strip()
-    )
+    else:
+        schemes = frozenset(
+            s.strip() for s in props.get("enforce.auth.schemes", "").split(",") if s.strip()
+        )
     if not schemes:
         raise SecurityConfigError(
             "enforce.auth.enabled: is true, so enforce.auth.schemes must be configured"
         )
+    for scheme in sorted(schemes):  # validateConfiguredProperties
+        if scheme not in providers | {"digest", "ip"}:
+            hint = " (set authProvider.sasl=" + _SASL_PROVIDER + ")" if scheme == "sasl" else ""
+            raise SecurityConfigError(
+                f"enforce.auth.schemes: Authentication scheme {scheme} is not available{hint}"
+            )
     return schemes
 
 
@@ -280,40 +289,10 @@ def parse(
     warn: Callable[[str], None] = lambda _: None,
 ) -> SecuritySettings:
     """Validated settings from the security keys (``zookeeper.`` prefix removed)."""
-    factory = props.get("serverCnxnFactory", NETTY_FACTORY).strip()
-    if factory not in (NETTY_FACTORY, NIO_FACTORY):
-        warn(f"serverCnxnFactory: {factory} is not a ZooKeeper factory; pyzk uses its own")
-    for key in _NOT_IMPLEMENTED:
-        if _bool(key, props.get(key, "")):
-            warn(f"{key}: not implemented by pyzk")
-    providers = set(_providers(props, warn))
-    ssl_provider = props.get("ssl.authProvider", "x509").strip() or "x509"
-    if secure_port:
-        # QuorumPeerConfig.configureSSLAuth: the x509 provider comes with a secure port.
-        if ssl_provider != "x509" and ssl_provider not in providers:
-            raise SecurityConfigError(
-                f"ssl.authProvider: no auth provider configured for the SSL authentication "
-                f"scheme '{ssl_provider}'"
-            )
-        providers.add(ssl_provider)
-    enforce = _enforce(props)
-    for scheme in sorted(enforce):
-        if scheme not in providers | {"digest", "ip"}:
-            raise SecurityConfigError(
-                f"enforce.auth.schemes: Authentication scheme {scheme} is not available"
-                + (" (set authProvider.sasl=org.apache.zookeeper.server.auth."
-                   "SASLAuthenticationProvider)" if scheme == "sasl" else "")
-            )  # fmt: skip
-    quorum_sasl = _strict_bool(
-        "quorum.auth.enableSasl", props.get("quorum.auth.enableSasl", "false")
-    )
-    learner_req = _strict_bool(
-        "quorum.auth.learnerRequireSasl", props.get("quorum.auth.learnerRequireSasl", "false")
-    )
-    server_req = _strict_bool(
-        "quorum.auth.serverRequireSasl", props.get("quorum.auth.serverRequireSasl", "false")
-    )
-    _check_quorum_sasl(quorum_sasl, learner_req, server_req)
+    _warn_unused(props, warn)
+    providers, ssl_provider = _schemes(props, secure_port, warn)
+    enforce = _enforce(props, providers)
+    quorum_sasl, learner_req, server_req = _quorum_switches(props)
     jaas = props.get("java.security.auth.login.config", "").strip()
     supers = frozenset(
         v.strip() for k, v in props.items() if k == "superUser" or k.startswith("superUser.")
@@ -324,7 +303,7 @@ def parse(
         secure_client_address=(props.get("secureClientPortAddress") or "").strip() or None,
         ssl_quorum=_strict_bool("sslQuorum", props.get("sslQuorum", "false")),
         ssl_auth_provider=ssl_provider,
-        providers=frozenset(providers),
+        providers=providers,
         x509_super_user=props.get("X509AuthenticationProvider.superUser"),
         sasl_super_users=supers,
         sasl_super_password=props.get("SASLAuthenticationProvider.superPassword"),
@@ -345,6 +324,46 @@ def parse(
             "quorum.auth.learner.saslLoginContext", DEFAULT_QUORUM_LEARNER_SECTION
         ).strip(),
     )
+
+
+def _warn_unused(props: Mapping[str, str], warn: Callable[[str], None]) -> None:
+    factory = props.get("serverCnxnFactory", NETTY_FACTORY).strip()
+    if factory not in (NETTY_FACTORY, NIO_FACTORY):
+        warn(f"serverCnxnFactory: {factory} is not a ZooKeeper factory; pyzk uses its own")
+    for key in _NOT_IMPLEMENTED:
+        if _bool(key, props.get(key, "")):
+            warn(f"{key}: not implemented by pyzk")
+
+
+def _schemes(
+    props: Mapping[str, str], secure_port: bool, warn: Callable[[str], None]
+) -> tuple[frozenset[str], str]:
+    """(the schemes beyond digest and ip, the scheme TLS clients' ids are in)."""
+    providers = set(_providers(props, warn))
+    ssl_provider = props.get("ssl.authProvider", "x509").strip() or "x509"
+    if secure_port:
+        # QuorumPeerConfig.configureSSLAuth: the x509 provider comes with a secure port.
+        if ssl_provider != "x509" and ssl_provider not in providers:
+            raise SecurityConfigError(
+                f"ssl.authProvider: no auth provider configured for the SSL authentication "
+                f"scheme '{ssl_provider}'"
+            )
+        providers.add(ssl_provider)
+    return frozenset(providers), ssl_provider
+
+
+def _quorum_switches(props: Mapping[str, str]) -> tuple[bool, bool, bool]:
+    """quorum.auth.enableSasl, learnerRequireSasl, serverRequireSasl, checked."""
+    enabled, learner_req, server_req = (
+        _strict_bool(key, props.get(key, "false"))
+        for key in (
+            "quorum.auth.enableSasl",
+            "quorum.auth.learnerRequireSasl",
+            "quorum.auth.serverRequireSasl",
+        )
+    )
+    _check_quorum_sasl(enabled, learner_req, server_req)
+    return enabled, learner_req, server_req
 
 
 def _check_quorum_sasl(enabled: bool, learner_require: bool, server_require: bool) -> None:
