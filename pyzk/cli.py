@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pyzk import __version__
 from pyzk.config import Config, ConfigError, load, read_properties
+from pyzk.security.settings import SecurityConfigError
 from pyzk.storage.wal import LogCorruptError
 
 log = logging.getLogger("pyzk")
@@ -124,6 +125,9 @@ def run_server(argv: list[str]) -> int:
     except LogCorruptError as e:
         log.critical("transaction log is corrupt, refusing to start: %s", e)
         return EXIT_CORRUPT
+    except SecurityConfigError as e:  # a key store, trust store or JAAS file that fails
+        print(f"pyzk: invalid configuration: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as e:
         print(f"pyzk: cannot start: {e.strerror or e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -146,12 +150,34 @@ def _log_config(cfg: Config) -> None:
         f"{cfg.admin_server_address}:{cfg.admin_server_port}" if cfg.admin_enable else "off",
         f"{cfg.metrics_host}:{cfg.metrics_port}" if cfg.metrics_provider else "off",
     )
+    _log_security(cfg)
     if cfg.ignored:
         log.info("config keys not used by pyzk, ignored: %s", ", ".join(dict.fromkeys(cfg.ignored)))
     if cfg.jvm_ignored:
         log.info(
             "JVM flags not used by pyzk, ignored: %s", " ".join(dict.fromkeys(cfg.jvm_ignored))
         )
+
+
+def _log_security(cfg: Config) -> None:
+    """One line for TLS, SASL and quorum authentication: what is on, never a secret."""
+    s = cfg.security
+    secure = (
+        f"{s.secure_client_address or '0.0.0.0'}:{cfg.secure_client_port} "
+        f"clientAuth={s.client_tls.client_auth}"
+        if cfg.secure_client_port
+        else "off"
+    )
+    quorum = [name for name, on in (("sslQuorum", s.ssl_quorum), ("sasl", s.quorum_sasl)) if on]
+    log.info(
+        "security: secureClientPort=%s jaas=%s authProviders=%s enforce.auth.schemes=%s "
+        "quorum auth=%s",
+        secure,
+        s.jaas_file or "none",
+        ",".join(sorted(s.providers | {"digest", "ip"})),
+        ",".join(sorted(s.enforce_schemes)) or "off",
+        "+".join(quorum) or "off",
+    )
 
 
 def _tag_logs(myid: int | None) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyzk.security import settings as security
+
 
 class ConfigError(Exception):
     """A configuration that cannot start a server; the message names the key."""
@@ -46,6 +48,7 @@ class Config:
     data_log_dir: Path | None = None  # None: the transaction log lives in data_dir
     client_port: int = 2181
     client_port_address: str = "0.0.0.0"
+    secure_client_port: int = 0  # secureClientPort: TLS clients (0: none)
     max_client_cnxns: int = 60
     min_session_timeout: int = -1  # -1: 2 x tickTime
     max_session_timeout: int = -1  # -1: 20 x tickTime
@@ -84,6 +87,10 @@ class Config:
     jvm_settings: dict[str, str] = field(default_factory=dict)
     jvm_ignored: list[str] = field(default_factory=list)
     source_text: str = ""  # the config file as read, for initial_configuration
+    # TLS, SASL and auth keys (zookeeper. prefix removed), -D first, then the file; and
+    # what pyzk.security.settings made of them once all were read.
+    security_props: dict[str, str] = field(default_factory=dict, repr=False)
+    security: security.SecuritySettings = field(default_factory=security.SecuritySettings)
 
     @property
     def log_dir(self) -> Path:
@@ -181,6 +188,7 @@ _KEYS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "dataLogDir": ("data_log_dir", _path),
     "clientPort": ("client_port", _port),
     "clientPortAddress": ("client_port_address", _str),
+    "secureClientPort": ("secure_client_port", _port),
     "maxClientCnxns": ("max_client_cnxns", _int(0)),
     "minSessionTimeout": ("min_session_timeout", _int(-1)),
     "maxSessionTimeout": ("max_session_timeout", _int(-1)),
@@ -276,7 +284,9 @@ def jvm_settings(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
 
 
 # Keys ZooKeeper reads only from zoo.cfg, never from -D system properties.
-_FILE_ONLY = frozenset({"dataDir", "dataLogDir", "clientPort", "clientPortAddress"})
+_FILE_ONLY = frozenset(
+    {"dataDir", "dataLogDir", "clientPort", "clientPortAddress", "secureClientPort"}
+)
 
 
 def apply_setting(cfg: Config, key: str, value: str) -> None:
@@ -288,6 +298,9 @@ def apply_setting(cfg: Config, key: str, value: str) -> None:
     if entry is None:
         if key.startswith("group.") or key.startswith("weight."):
             raise ConfigError(f"{key}: hierarchical quorums are not supported")
+        if security.is_security_key(key):
+            cfg.security_props[key] = value
+            return
         cfg.ignored.append(key)
         return
     attr, parse = entry
@@ -309,6 +322,8 @@ def load(
     for key, value in jvm.items():
         if key in _KEYS and key not in _FILE_ONLY:
             apply_setting(cfg, key, value)
+        elif security.is_security_key(key):
+            cfg.security_props[key] = value
         else:
             cfg.jvm_ignored.append(f"-D{key}")
     set_keys: set[str] = set()
@@ -332,6 +347,14 @@ def load(
         if me.client_address:
             cfg.client_port_address = me.client_address
     _validate(cfg)
+    try:
+        cfg.security = security.parse(
+            cfg.security_props,
+            secure_port=cfg.secure_client_port > 0,
+            warn=lambda msg: cfg.ignored.append(msg.split(":", 1)[0]),
+        )
+    except security.SecurityConfigError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 

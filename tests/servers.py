@@ -18,6 +18,8 @@ from pathlib import Path
 ZK_JAR = Path("/usr/share/java/zookeeper.jar")
 ZK_CONF = Path("/etc/zookeeper/conf")
 SERVLET_API = Path("/usr/share/java/servlet-api.jar")
+# Netty's codec jar, which the TLS (NettyServerCnxnFactory) port needs and the manifest omits.
+NETTY_CODEC = Path("/usr/share/java/netty-codec.jar")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -181,7 +183,7 @@ def zookeeper_server(
         *(jvm_flags or []),
         "-cp",
         # The AdminServer's servlets need the servlet API, which the jar's manifest omits.
-        f"{ZK_CONF}:{ZK_JAR}:{SERVLET_API}",
+        f"{ZK_CONF}:{ZK_JAR}:{SERVLET_API}:{NETTY_CODEC}",
         "org.apache.zookeeper.server.quorum.QuorumPeerMain",
         str(cfg),
     ]

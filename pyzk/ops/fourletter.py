@@ -136,7 +136,7 @@ def conf_items(view: ServerView) -> list[tuple[str, object]]:
     data_size, log_size = view.dir_sizes()
     return [
         ("clientPort", cfg.client_port),
-        ("secureClientPort", -1),
+        ("secureClientPort", cfg.secure_client_port or -1),
         ("dataDir", data_dir),
         ("dataDirSize", data_size),
         ("dataLogDir", log_dir),

@@ -25,10 +25,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyzk.jute.codes import Err
 from pyzk.pipeline.errors import KeeperError
+from pyzk.security import x500
+from pyzk.security.sasl import SaslConfig, kerberos_name_valid
 from pyzk.tree.java_order import java_string_hash
 from pyzk.tree.txn import AclEntry, AclList
 
@@ -44,6 +46,18 @@ class Security:
 
     skip_acl: bool = False  # zookeeper.skipACL=yes: no ACL is checked at all
     super_digest: str | None = None  # DigestAuthenticationProvider.superDigest
+    # Schemes beyond digest and ip: authProvider.N, and x509 with a secure client port.
+    providers: frozenset[str] = frozenset()
+    x509_super_user: str | None = None  # X509AuthenticationProvider.superUser
+    sasl: SaslConfig | None = field(default=None, repr=False)  # None: no SASL login
+    enforce_schemes: frozenset[str] = frozenset()  # enforce.auth.schemes (empty: off)
+
+    def provider(self, scheme: str) -> Provider | None:
+        """The scheme's provider, if this server has it (ProviderRegistry.getProvider)."""
+        p = PROVIDERS.get(scheme)
+        if p is None or (scheme not in _DEFAULT_SCHEMES and scheme not in self.providers):
+            return None
+        return p
 
 
 # --- providers ---------------------------------------------------------------------------
@@ -131,6 +145,16 @@ def _digest_valid(expr: str) -> bool:
     return len(_java_split(expr, ":")) == 2
 
 
+def _sasl_matches(ident: str, expr: str) -> bool:
+    """SASLAuthenticationProvider.matches: the user named super matches every sasl ACL."""
+    return ident in ("super", expr)
+
+
+_VALID = {"digest": _digest_valid, "ip": _ip_valid, "sasl": kerberos_name_valid,
+          "x509": x500.is_valid}  # fmt: skip
+_MATCHES = {"digest": str.__eq__, "ip": _ip_matches, "sasl": _sasl_matches, "x509": str.__eq__}
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
     """One authentication scheme (ZooKeeper's AuthenticationProvider)."""
@@ -139,10 +163,10 @@ class Provider:
     authenticated: bool  # do its ids stand for a user ("auth" ACLs expand to them)?
 
     def is_valid(self, expr: str) -> bool:
-        return _digest_valid(expr) if self.scheme == "digest" else _ip_valid(expr)
+        return _VALID[self.scheme](expr)
 
     def matches(self, ident: str, expr: str) -> bool:
-        return ident == expr if self.scheme == "digest" else _ip_matches(ident, expr)
+        return bool(_MATCHES[self.scheme](ident, expr))
 
     def user_name(self, ident: str) -> str:
         if self.scheme == "digest":
@@ -150,10 +174,14 @@ class Provider:
         return ident
 
 
+# ProviderRegistry: ip and digest always; sasl and x509 when configured (Security.providers).
 PROVIDERS: dict[str, Provider] = {
     "digest": Provider("digest", authenticated=True),
     "ip": Provider("ip", authenticated=False),
+    "sasl": Provider("sasl", authenticated=True),
+    "x509": Provider("x509", authenticated=True),
 }
+_DEFAULT_SCHEMES = frozenset({"digest", "ip"})
 
 
 # --- the ids of a connection ---------------------------------------------------------------
@@ -234,14 +262,14 @@ class AuthInfo:
         if self.security.skip_acl or not acl:
             return True
         ids = self.ids()
-        if SUPER in ids:
+        if any(s == "super" for s, _ in ids):  # super:"" or x509's super:<subject>
             return True
         for perms, scheme, expr in acl:
             if not perms & perm:
                 continue
             if scheme == "world" and expr == "anyone":
                 return True
-            provider = PROVIDERS.get(scheme)
+            provider = self.security.provider(scheme)
             if provider is None:
                 continue
             for s, ident in ids:
@@ -257,7 +285,7 @@ class AuthInfo:
         """(scheme, user) pairs for whoAmI (AuthUtil.getClientInfos)."""
         out = []
         for scheme, ident in self.ids():
-            provider = PROVIDERS.get(scheme)
+            provider = self.security.provider(scheme)
             out.append((scheme, provider.user_name(ident) if provider else ""))
         return out
 
@@ -284,6 +312,7 @@ def fixup_acl(acl: list[AclEntry], auth: AuthInfo | None) -> AclList:
     does not accept, or an ``auth`` entry on a connection with no authenticated id is
     INVALIDACL.
     """
+    security = auth.security if auth is not None else Security()
     unique: list[AclEntry] = []
     for a in acl:
         if a not in unique:
@@ -297,14 +326,14 @@ def fixup_acl(acl: list[AclEntry], auth: AuthInfo | None) -> AclList:
         elif scheme == "auth":
             expanded = False
             for s, ident in auth.ids() if auth is not None else ():
-                provider = PROVIDERS.get(s)
+                provider = security.provider(s)
                 if provider is not None and provider.authenticated:
                     expanded = True
                     out.append((perms, s, ident))
             if not expanded:
                 raise KeeperError(Err.INVALIDACL)
         else:
-            provider = PROVIDERS.get(scheme)
+            provider = security.provider(scheme)
             if provider is None or not provider.is_valid(expr):
                 raise KeeperError(Err.INVALIDACL)
             out.append((perms, scheme, expr))

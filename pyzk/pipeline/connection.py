@@ -65,6 +65,7 @@ class ClientConnection:
         "outbox",
         "peer",
         "readonly_flag",
+        "sasl",
         "session_id",
         "timeout_ms",
         "writes_in_flight",
@@ -84,6 +85,7 @@ class ClientConnection:
         self.handshaken = False
         self.readonly_flag: bool | None = None  # did the handshake carry readOnly?
         self.session_id = 0
+        self.sasl: Any = None  # the SASL server of this connection's login, once begun
         self.timeout_ms = 0
         self.closing = False  # close once the outbox is written
         # Session ordering: requests wait behind this connection's writes in flight.

@@ -26,6 +26,7 @@ from pyzk.pipeline.connection import (
     Event,
     ProtocolError,
 )
+from pyzk.server.secure_port import add_certificate_ids
 
 if TYPE_CHECKING:
     from pyzk.server.node import Server
@@ -41,8 +42,9 @@ MAX_HELD_PER_CONNECTION = 1000
 
 
 class ClientProtocol(asyncio.Protocol):
-    def __init__(self, node: Server) -> None:
+    def __init__(self, node: Server, secure: bool = False) -> None:
         self.node = node
+        self.secure = secure  # on the secure client port: inside TLS
         self.transport: asyncio.Transport | None = None
         self.conn: ClientConnection | None = None
         self._write_paused = False
@@ -61,6 +63,8 @@ class ClientProtocol(asyncio.Protocol):
             self.node.config.jute_maxbuffer, handle=self, peer=f"{peer[0]}:{peer[1]}"
         )
         self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        if self.secure:
+            add_certificate_ids(self.conn, transport, self.node.config.security)
         if not self.node.accept_connection(self.conn):
             self.transport.abort()
 

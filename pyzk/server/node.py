@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from typing import Any
 
@@ -22,9 +23,13 @@ from pyzk.ops.stats import ServerMetrics, ServerStats
 from pyzk.pipeline.acl import Security
 from pyzk.pipeline.connection import CONNECT, FOUR_LETTER, REQUEST, ClientConnection, Event
 from pyzk.pipeline.processor import Processor, Settings
+from pyzk.pipeline.sasl_session import admit
+from pyzk.pipeline.session_ops import SESSION_OPS
+from pyzk.security import setup as security_setup
 from pyzk.server.client_listener import ClientProtocol
 from pyzk.server.log_stage import LogStage
 from pyzk.server.ops_view import ServerOpsView
+from pyzk.server.secure_port import SecureListener
 from pyzk.storage.recovery import recover
 from pyzk.storage.wal import TxnLog
 from pyzk.tree.txn import Txn
@@ -38,6 +43,17 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        sec = config.security
+        # Files the security settings name are read now: a bad one stops start-up.
+        self.client_tls = security_setup.client_tls(sec, config.secure_client_port)
+        security = Security(
+            skip_acl=config.skip_acl,
+            super_digest=config.super_digest,
+            providers=sec.providers,
+            x509_super_user=sec.x509_super_user,
+            sasl=security_setup.sasl_config(sec),
+            enforce_schemes=sec.enforce_schemes,
+        )
         recovered = recover(config.data_dir, config.log_dir)
         self.tree = recovered.tree
         settings = Settings(
@@ -46,7 +62,7 @@ class Server:
             max_session_timeout_ms=config.max_timeout_ms,
             extended_types=config.extended_types_enabled,
             enforce_quota=config.enforce_quota,
-            security=Security(skip_acl=config.skip_acl, super_digest=config.super_digest),
+            security=security,
             container_max_per_minute=config.container_max_per_minute,
             container_max_never_used_ms=config.container_max_never_used_ms,
         )
@@ -75,6 +91,7 @@ class Server:
         self.mode = "standalone"
         self.started_at = time.monotonic()
         self._listener: asyncio.Server | None = None
+        self._secure_listener: SecureListener | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._purge_handle: asyncio.TimerHandle | None = None
         self._container_handle: asyncio.TimerHandle | None = None
@@ -91,6 +108,8 @@ class Server:
             cfg.client_port,
             reuse_address=True,
         )
+        if self.client_tls is not None:
+            await self._start_secure_listener(self.client_tls)
         self._clock()
         self.proc.restore_sessions()
         self._schedule_tick()
@@ -100,6 +119,21 @@ class Server:
 
     def _slow_fsync(self) -> None:
         self.stats.fsync_threshold_exceed_count += 1
+
+    async def _start_secure_listener(self, context: ssl.SSLContext) -> None:
+        cfg = self.config
+        address = cfg.security.secure_client_address or "0.0.0.0"
+        timeout_s = cfg.security.client_tls.handshake_timeout_ms / 1000
+        listener = SecureListener(lambda: ClientProtocol(self, secure=True), context, timeout_s)
+        try:
+            await listener.start(address, cfg.secure_client_port)
+        except OSError as e:
+            assert self._listener is not None
+            self._listener.close()
+            where = f"secureClientPort {address}:{cfg.secure_client_port}"
+            raise OSError(e.errno, e.strerror, where) from None
+        self._secure_listener = listener
+        log.info("binding to secure port %s:%d", address, cfg.secure_client_port)
 
     @property
     def serving(self) -> bool:
@@ -114,8 +148,9 @@ class Server:
 
     async def stop(self) -> None:
         """Stop accepting, close every client connection, and finish."""
-        if self._listener is not None:
-            self._listener.close()
+        for listener in (self._listener, self._secure_listener):
+            if listener is not None:
+                listener.close()
         for handle in (self._tick_handle, self._purge_handle, self._container_handle):
             if handle is not None:
                 handle.cancel()
@@ -123,8 +158,9 @@ class Server:
         for conn in list(self.connections):
             conn.closing = True
             conn.handle.flush()
-        if self._listener is not None:
-            await self._listener.wait_closed()
+        for listener in (self._listener, self._secure_listener):
+            if listener is not None:
+                await listener.wait_closed()
         await self.log_stage.close()
         self._closed.set()
 
@@ -156,7 +192,11 @@ class Server:
         for ev in events:
             kind = ev[0]
             if kind == REQUEST:
-                proc.request(conn, ev[1], ev[2], ev[3])
+                # Authentication is enforced before the pipeline, auth and sasl excepted.
+                if ev[2] in SESSION_OPS or admit(conn, ev[1]):
+                    proc.request(conn, ev[1], ev[2], ev[3])
+                else:
+                    proc.dirty[conn] = None
             elif kind == CONNECT:
                 proc.connect(conn, ev[1])
             elif kind == FOUR_LETTER:

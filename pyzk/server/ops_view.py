@@ -22,6 +22,7 @@ from pyzk.ops import ZK_VERSION
 from pyzk.ops.fourletter import DEFAULT_TRACE_MASK, SESSIONLESS_TIMEOUT_MS
 from pyzk.ops.stats import ServerMetrics, ServerStats
 from pyzk.ops.view import ConnInfo
+from pyzk.security import redact
 from pyzk.storage.snapshot import snapshot_files
 from pyzk.tree.datatree import DataTree
 
@@ -146,10 +147,10 @@ class ServerOpsView:
             }
         )
         props.update({f"zookeeper.{k}": v for k, v in self.config.jvm_settings.items()})
-        return dict(sorted(props.items()))
+        return dict(sorted(redact.properties(props).items()))
 
     def initial_config(self) -> str:
-        return self.config.source_text
+        return redact.config_text(self.config.source_text)
 
     def file_descriptors(self) -> tuple[int, int]:
         try:

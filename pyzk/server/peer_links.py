@@ -4,7 +4,9 @@ Theory of operation
 -------------------
 Every link carries length-prefixed frames. The side that connects first sends a hello,
 ``[version, "hello", sid]``; a connection from an id that is not in the configuration,
-or whose first frame is not a hello, is closed with a log line.
+or whose first frame is not a hello, is closed with a log line. With quorum TLS or SASL
+(:mod:`pyzk.server.peer_auth`) a link is used, and replaces an older one, only once the
+peer has proved itself; until then it carries nothing but the authentication exchange.
 
 *Election links* (ZooKeeper's QuorumCnxManager): one connection per pair of servers, and
 the server with the higher id keeps it. A lower-id server that wants to talk connects,
@@ -25,14 +27,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import msgpack
+from typing import Any, Protocol
 
 from pyzk.config import ServerSpec
-from pyzk.zab.messages import WIRE_VERSION
+from pyzk.server.peer_auth import (
+    Exchange,
+    PeerAuthError,
+    PeerSecurity,
+    certificate_matches,
+    parse_hello,
+)
+from pyzk.server.peer_auth import hello as _hello
+from pyzk.server.secure_port import SecureListener
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +60,13 @@ QUORUM = "quorum"
 
 
 def hello(sid: int) -> bytes:
-    return msgpack.packb([WIRE_VERSION, "hello", sid])  # type: ignore[no-any-return]
+    return _hello(sid, None)
+
+
+class _Listener(Protocol):
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
 
 
 class Link(asyncio.Protocol):
@@ -64,12 +80,66 @@ class Link(asyncio.Protocol):
         self.buf = bytearray()
         self.greeted = outbound_sid is not None
         self.out: list[bytes] = []  # frames queued until flush(): one write per batch
+        self.inbound = False  # dialled by the peer (known once it said hello)
+        self.exchange: Exchange | None = None  # authentication under way
+        # Outbound: resolved once the link may be used (an exception if it may not).
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        security = self.links.security
+        self._timer = asyncio.get_running_loop().call_later(
+            security.timeout_s, self._drop, "authentication timed out"
+        )
         if self.sid is not None:
-            self.write(hello(self.links.my_sid))
-            self.links.flush()
+            self.write(_hello(self.links.my_sid, security.auth.mechanism))
+            self._begin(security.auth.connector())
+            self.flush()  # the hello goes out now, not with the next batch
+
+    def _begin(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self._flush_exchange()
+        if exchange.done:
+            self._authenticated()
+
+    def _flush_exchange(self) -> None:
+        assert self.exchange is not None
+        for frame in self.exchange.send:
+            self.write(frame)
+        self.exchange.send.clear()
+        self.flush()  # the exchange is a conversation: nothing waits for a batch
+
+    def _step(self, frame: bytes) -> bool:
+        """One frame of the authentication exchange; False if the link was dropped."""
+        assert self.exchange is not None
+        try:
+            self.exchange.receive(frame)
+        except PeerAuthError as e:
+            self._flush_exchange()
+            self._drop(f"authentication failed: {e}")
+            return False
+        self._flush_exchange()
+        if self.exchange.done:
+            self._authenticated()
+        return True
+
+    def _authenticated(self) -> None:
+        assert self.exchange is not None
+        if self.exchange.authenticated:
+            log.debug("server %s authenticated on the %s link", self.sid, self.kind)
+        self.exchange = None
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.outbound:
+            if not self.ready.done():
+                self.ready.set_result(None)
+        else:
+            self.links.accepted(self)
+
+    @property
+    def outbound(self) -> bool:
+        return self.greeted and not self.inbound
 
     def write(self, payload: bytes) -> None:
         """Queue a frame; :meth:`PeerLinks.flush` writes what every link queued."""
@@ -103,34 +173,67 @@ class Link(asyncio.Protocol):
             if not self.greeted:
                 if not self._greet(frame):
                     return
+            elif self.exchange is not None:
+                if not self._step(frame):
+                    return
             elif self.sid is not None:
                 self.links.received(self, frame)
         del buf[:pos]
         self.links.on_batch()
 
     def _greet(self, frame: bytes) -> bool:
-        try:
-            version, word, sid = msgpack.unpackb(frame, raw=False)
-        except (ValueError, TypeError, msgpack.UnpackException):
+        greeting = parse_hello(frame)
+        if greeting is None:
             self._drop("no hello")
             return False
-        if version != WIRE_VERSION or word != "hello" or not isinstance(sid, int):
-            self._drop("bad hello")
-            return False
+        sid, mechanism = greeting
         if sid not in self.links.servers or sid == self.links.my_sid:
             self._drop(f"server id {sid} is not in the configuration")
             return False
-        self.sid, self.greeted = sid, True
-        self.links.accepted(self)
+        if not self._certificate_names(self.links.servers[sid].host):
+            self._drop(f"its certificate is not made out to server {sid}'s host")
+            return False
+        try:
+            exchange = self.links.security.auth.acceptor(mechanism)
+        except PeerAuthError as e:
+            self._drop(f"server {sid}: {e}")
+            return False
+        self.sid, self.greeted, self.inbound = sid, True, True
+        self._begin(exchange)
         return True
 
+    def _certificate_names(self, host: str) -> bool:
+        """With quorum TLS and hostname verification: is the peer's certificate for host?"""
+        security = self.links.security
+        if security.tls is None or not security.verify_hosts or self.transport is None:
+            return True
+        ssl_object: Any = self.transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        peer = self.transport.get_extra_info("peername") or ("", 0)
+        return certificate_matches(der, host, peer[0])
+
     def _drop(self, why: str) -> None:
-        peer = self.transport.get_extra_info("peername") if self.transport else None
-        log.warning("dropping %s connection from %s: %s", self.kind, peer, why)
-        if self.transport is not None:
-            self.transport.abort()
+        if self.transport is None or self.transport.is_closing():
+            return
+        peer = self.transport.get_extra_info("peername")
+        direction = f"to server {self.sid}" if self.outbound else f"from {peer}"
+        log.warning("dropping %s connection %s: %s", self.kind, direction, why)
+        self._fail_ready(PeerAuthError(why))
+        self.transport.abort()
+
+    def _fail_ready(self, exc: Exception) -> None:
+        """Tell ``_connect`` (outbound links only: nobody waits on an inbound one)."""
+        if self.ready.done():
+            return
+        if self.outbound:
+            self.ready.set_exception(exc)
+        else:
+            self.ready.cancel()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._fail_ready(ConnectionError("the connection closed"))
         self.links.lost(self)
 
 
@@ -152,9 +255,11 @@ class PeerLinks:
         on_election: Callable[[int, bytes], None],
         on_quorum: Callable[[int, bytes], None],
         on_lost: Callable[[int], None],
+        security: PeerSecurity | None = None,
         on_batch: Callable[[], None] = lambda: None,
     ) -> None:
         self.my_sid = my_sid
+        self.security = security or PeerSecurity()
         self.servers = servers
         self.listen_all = listen_all
         self.on_election = on_election
@@ -163,14 +268,20 @@ class PeerLinks:
         self.on_batch = on_batch  # after all frames of one read were handed over
         self.dirty: list[Link] = []  # links with queued frames
         self.peers = {sid: _Peer() for sid in servers if sid != my_sid}
-        self._listeners: list[asyncio.Server] = []
+        self._listeners: list[_Listener] = []
         self._closing = False
 
     async def start(self) -> None:
         me = self.servers[self.my_sid]
         host = "0.0.0.0" if self.listen_all else me.host
         loop = asyncio.get_running_loop()
+        tls = self.security.tls
         for kind, port in ((ELECTION, me.election_port), (QUORUM, me.quorum_port)):
+            if tls is not None:
+                secure = SecureListener(self._factory(kind), tls[0], self.security.timeout_s)
+                await secure.start(host, port)
+                self._listeners.append(secure)
+                continue
             srv = await loop.create_server(self._factory(kind), host, port, reuse_address=True)
             self._listeners.append(srv)
         log.info(
@@ -242,10 +353,22 @@ class PeerLinks:
         spec, p = self.servers[sid], self.peers[sid]
         port = spec.election_port if kind == ELECTION else spec.quorum_port
         loop = asyncio.get_running_loop()
+        tls = self.security.tls
         try:
-            _, link = await loop.create_connection(lambda: Link(self, kind, sid), spec.host, port)
-        except OSError as e:  # refused, unreachable, or the name does not resolve yet
-            log.debug("cannot reach server %d at %s:%d: %s", sid, spec.host, port, e)
+            _, link = await loop.create_connection(
+                lambda: Link(self, kind, sid),
+                spec.host,
+                port,
+                ssl=tls[1] if tls is not None else None,
+                server_hostname=spec.host if tls is not None else None,
+                ssl_handshake_timeout=self.security.timeout_s if tls is not None else None,
+            )
+            await link.ready  # authenticated (at once when there is nothing to prove)
+        except (OSError, PeerAuthError, TimeoutError) as e:
+            # refused, unreachable, a name that does not resolve yet, or a peer that
+            # failed to prove itself (logged where it was found out)
+            level = logging.WARNING if isinstance(e, ssl.SSLError) else logging.DEBUG
+            log.log(level, "cannot reach server %d at %s:%d: %s", sid, spec.host, port, e)
             p.connecting = False
             if kind == ELECTION and p.queued and not self._closing:
                 delay, p.backoff_s = p.backoff_s, min(p.backoff_s * 2, RETRY_MAX_S)

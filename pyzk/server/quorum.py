@@ -44,6 +44,7 @@ from pyzk.pipeline.ensemble import (
 )
 from pyzk.server.node import Server
 from pyzk.server.ops_view import QuorumOpsView
+from pyzk.server.peer_auth import PeerSecurity
 from pyzk.server.peer_links import PeerLinks
 from pyzk.storage.epochs import ACCEPTED, CURRENT, read_epoch, write_epochs
 from pyzk.storage.recovery import recover
@@ -98,6 +99,10 @@ class QuorumServer(Server):
             self._on_election,
             self._on_quorum,
             self._on_lost,
+            # TLS and SASL between members; a link must prove itself within initLimit.
+            PeerSecurity.from_settings(
+                config.security, max(1.0, config.init_limit * config.tick_time / 1000)
+            ),
             on_batch=self._pump,
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-zab-log")

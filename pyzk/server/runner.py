@@ -42,8 +42,8 @@ async def serve(cfg: Config) -> int:
     try:
         await server.start()
     except OSError as e:
-        where = f"{cfg.client_port_address}:{cfg.client_port}"
-        raise OSError(e.errno, f"clientPort {where}: {describe(e)}") from None
+        where = e.filename or f"clientPort {cfg.client_port_address}:{cfg.client_port}"
+        raise OSError(e.errno, f"{where}: {describe(e)}") from None
     listeners: list[_Listener] = []
     try:
         await _start_http(cfg, server, listeners)

@@ -75,15 +75,14 @@ def test_jvm_only_and_unknown_keys_are_ignored_not_fatal(tmp_path: Path) -> None
     text = (
         "dataDir=d\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
         "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
+        "authProvider.2=com.example.CustomProvider\n"
         "ssl.keyStore.location=/k\nmetricsProvider.exportJvmInfo=false\n"
     )
     cfg = load(write(tmp_path, text), env={})
-    assert cfg.ignored == [
-        "serverCnxnFactory",
-        "authProvider.1",
-        "ssl.keyStore.location",
-        "metricsProvider.exportJvmInfo",
-    ]
+    assert cfg.ignored == ["metricsProvider.exportJvmInfo", "authProvider.2"]
+    # the security keys are read (pyzk.security.settings), not ignored
+    assert cfg.security.providers == {"sasl"}
+    assert cfg.security.client_tls.keystore == Path("/k")
 
 
 @pytest.mark.parametrize(
