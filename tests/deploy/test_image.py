@@ -27,7 +27,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from tests.deploy.manifests import DOCKER, ROOT
-from tests.deploy.podman import LABEL, PREFIX, RUN_ID, Podman, PodmanError
+from tests.deploy.podman import LABEL, PREFIX, RUN_ID, Podman
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
@@ -38,10 +38,6 @@ STANDIN_TIMEOUT_S = 600  # debootstrap, the first time on a machine
 BUILD_TIMEOUT_S = 300
 READY_TIMEOUT_S = 60
 ENSEMBLE_READY_TIMEOUT_S = 120
-# How long a lone ensemble member is watched before we conclude that it waits for its
-# peers (an ensemble) rather than serving alone (no ensemble yet).
-ENSEMBLE_PROBE_S = 10
-ENSEMBLE_UNAVAILABLE = "ensemble mode is not available yet"
 SERVERS = (1, 2, 3)
 POLL_S = 0.5
 
@@ -213,26 +209,6 @@ def test_members_reach_each_other_by_the_seeds_host_names(podman: Podman, image:
     podman("network", "rm", network)
 
 
-def _skip_unless_ensemble(podman: Podman, name: str) -> None:
-    """Watch a lone member: serving alone, or stopping as unable, means no ensemble yet."""
-    deadline = time.monotonic() + ENSEMBLE_PROBE_S
-    while time.monotonic() < deadline:
-        if not podman.running(name):
-            logs = podman.logs(name)
-            if ENSEMBLE_UNAVAILABLE in logs:
-                pytest.skip(
-                    f"pyzk says: {ENSEMBLE_UNAVAILABLE} (the ensemble issue has not landed)"
-                )
-            raise PodmanError(f"{name} stopped:\n{logs}")
-        status = podman.exec(name, "pyzk", "status", "--timeout", "2")
-        if "Mode: standalone" in status.stdout:
-            pytest.skip(
-                "pyzk ran standalone although configured with server.1-3: it cannot run an "
-                "ensemble yet (the ensemble issue has not landed)"
-            )
-        time.sleep(POLL_S)
-
-
 def _mode(podman: Podman, name: str) -> str:
     return podman.exec(name, "pyzk", "status", "--timeout", "2").stdout.strip()
 
@@ -244,7 +220,6 @@ def test_three_containers_form_the_seeds_ensemble_and_survive_losing_one(
     podman("network", "create", "--label", LABEL, network)
     ports = {n: free_port() for n in SERVERS}
     names = {1: _host(podman, image, network, 1, "-e", "MYID=1", *_published(ports[1]))}
-    _skip_unless_ensemble(podman, names[1])
     for n in SERVERS[1:]:
         names[n] = _host(podman, image, network, n, "-e", f"MYID={n}", *_published(ports[n]))
     for name in names.values():
