@@ -374,7 +374,9 @@ def linearizable(
         version order, then writes nobody saw: taking one of those early rarely helps
         (its only use is to make the version a CAS expects) and often leads nowhere.
         """
-        reads, writes, late = [], [], []
+        reads: list[int] = []
+        writes: list[int] = []
+        late: list[int] = []
         node = nxt[0]
         while node != -1 and is_call[node]:
             i = index[node]
