@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import subprocess
@@ -91,6 +92,11 @@ def test_session_and_ephemerals_survive_a_restart(srv: ServerProcess) -> None:
         check.close()
 
 
+# Write numbers, across every round of load: a write in flight at a kill may still be
+# on disk, and must compare as newer than anything acknowledged in an earlier round.
+_SEQ = itertools.count(1)
+
+
 class Load:
     """Clients that write in a loop and record exactly what was acknowledged."""
 
@@ -101,7 +107,6 @@ class Load:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True) for i in range(n)]
-        self.seq = 0
 
     def run(self, i: int) -> None:
         retry = KazooRetry(max_tries=0)
@@ -114,9 +119,7 @@ class Load:
             return
         rng = random.Random(i)
         while not self.stop.is_set():
-            with self.lock:
-                self.seq += 1
-                n = self.seq
+            n = next(_SEQ)
             path = f"/crash/c{i}-{rng.randrange(20)}"
             data = f"{i}:{n}".encode()
             try:
