@@ -22,11 +22,16 @@ COLUMNS = ("histories", "operations", "requests", "faults", "violations")
 @dataclass
 class Figures:
     rows: dict[str, dict[str, int]]
+    notes: list[str]
 
     def add(self, section: str, **counts: int) -> None:
         row = self.rows[section]
         for k, v in counts.items():
             row[k] = row.get(k, 0) + v
+
+    def note(self, section: str, text: str) -> None:
+        """A measurement worth reading under the table (memory, sizes)."""
+        self.notes.append(f"{section}: {text}")
 
     def table(self) -> str:
         width = max(len(s) for s in self.rows) + 2
@@ -40,10 +45,10 @@ class Figures:
                 totals[c] += row.get(c, 0)
         lines.append("-" * len(head))
         lines.append("total".ljust(width) + "".join(str(totals[c]).rjust(12) for c in COLUMNS))
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes)
 
 
-FIGURES = Figures(defaultdict(dict))
+FIGURES = Figures(defaultdict(dict), [])
 
 
 @pytest.fixture

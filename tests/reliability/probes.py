@@ -29,9 +29,18 @@ def rss_bytes(srv: ServerProcess) -> int:
 
 
 def peak_rss_bytes(srv: ServerProcess) -> int:
-    """The most memory the process has ever had resident (VmHWM)."""
+    """The most memory the process has had resident (VmHWM) since start or the last
+    :func:`reset_peak_rss`."""
     assert srv.proc is not None
     return _status_kb(srv.proc.pid, "VmHWM") * 1024
+
+
+def reset_peak_rss(srv: ServerProcess) -> int:
+    """Start measuring the peak afresh (``clear_refs`` 5); returns the RSS now."""
+    assert srv.proc is not None
+    with open(f"/proc/{srv.proc.pid}/clear_refs", "w") as f:
+        f.write("5")
+    return rss_bytes(srv)
 
 
 _CONS = re.compile(r"/(?P<peer>\S+?)\[(?P<ops>\w+)\]\(queued=(?P<q>\d+),recved=(?P<r>\d+)")
@@ -100,3 +109,16 @@ def bystander(srv: ServerProcess, path: str) -> Iterator[Bystander]:
         b._stop.set()
         t.join(30)
     assert not b.errors, f"the well-behaved client saw errors: {b.errors}"
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise this process's soft RLIMIT_NOFILE to ``needed`` (servers started after
+    this inherit it); returns the soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
