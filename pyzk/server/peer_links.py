@@ -6,6 +6,15 @@ Every link carries length-prefixed frames. The side that connects first sends a 
 ``[version, "hello", sid]``; a connection from an id that is not in the configuration,
 or whose first frame is not a hello, is closed with a log line.
 
+*Who may connect.* Unless ``quorumListenOnAllIPs`` is set, every server listens on, and
+dials from, the address its ``server.N`` line gives. So an inbound connection must come
+from an address that a configured server's host resolves to, and its hello must name
+that server: anything else (a stranger, a member claiming another's id) is dropped with
+a log line before a frame of it is read. With ``quorumListenOnAllIPs=true`` the
+configured addresses need not be the servers' own (NAT, Kubernetes Services), so the
+check is off, as the option says. Either way nothing is buffered for a connection that
+has not said hello beyond the few bytes a hello takes.
+
 *Election links* (ZooKeeper's QuorumCnxManager): one connection per pair of servers, and
 the server with the higher id keeps it. A lower-id server that wants to talk connects,
 says hello, and waits: the higher one closes that connection and connects back. Votes
@@ -24,7 +33,9 @@ are retried with exponential backoff; nothing here ever raises into the server.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +50,11 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 # A snapshot can be large; anything beyond this is not a frame of ours.
 MAX_FRAME = 1 << 31
+# Before its hello a connection is nobody's: a hello is a dozen bytes.
+MAX_HELLO_FRAME = 1024
+# How long resolved server addresses are trusted before they are looked up again (a
+# restarted peer may come back with a new address under the same name).
+RESOLVE_TTL_S = 5.0
 # Backoff between connection attempts to an unreachable peer.
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 2.0
@@ -63,11 +79,33 @@ class Link(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.greeted = outbound_sid is not None
+        # Inbound, with the address check: the servers whose address this link has,
+        # and whether we are still finding that out (nothing is parsed meanwhile).
+        self.allowed: frozenset[int] | None = None
+        self.vetting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         if self.sid is not None:
             self.write(hello(self.links.my_sid))
+        elif self.links.check_addresses and self.transport is not None:
+            self.vetting = True
+            self.transport.pause_reading()
+            asyncio.get_running_loop().create_task(self._vet())
+
+    async def _vet(self) -> None:
+        """Inbound: which configured servers live at the connecting address?"""
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        ip = normal_ip(str(peer[0])) if peer else ""
+        self.allowed = await self.links.servers_at(ip)
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self.allowed:
+            self._drop(f"{ip} is not the address of any configured server")
+            return
+        self.vetting = False
+        self.transport.resume_reading()
+        self._frames()  # what arrived before we knew
 
     def write(self, payload: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -78,13 +116,22 @@ class Link(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.vetting:
+            # Not a byte parsed before we know who this is (a transport may read once
+            # before the pause in connection_made takes).
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self._frames()
+
+    def _frames(self) -> None:
         buf = self.buf
-        buf += data
         pos = 0
         while len(buf) - pos >= 4:
             (n,) = _LEN.unpack_from(buf, pos)
-            if n > MAX_FRAME:
-                self._drop(f"frame of {n} bytes")
+            if n > (MAX_FRAME if self.greeted else MAX_HELLO_FRAME):
+                self._drop(f"frame of {n} bytes" + ("" if self.greeted else " before hello"))
                 return
             if len(buf) - pos - 4 < n:
                 break
@@ -108,6 +155,13 @@ class Link(asyncio.Protocol):
             return False
         if sid not in self.links.servers or sid == self.links.my_sid:
             self._drop(f"server id {sid} is not in the configuration")
+            return False
+        if self.allowed is not None and sid not in self.allowed:
+            others = ", ".join(str(s) for s in sorted(self.allowed))
+            self._drop(
+                f"it says it is server {sid}, but comes from the address of server {others}"
+                " (quorumListenOnAllIPs=true turns this check off)"
+            )
             return False
         self.sid, self.greeted = sid, True
         self.links.accepted(self)
@@ -151,6 +205,12 @@ class PeerLinks:
         self.peers = {sid: _Peer() for sid in servers if sid != my_sid}
         self._listeners: list[asyncio.Server] = []
         self._closing = False
+        # Listening on the configured address means dialing from it too: then a peer's
+        # address tells who it is (see the module docstring).
+        self.check_addresses = not listen_all
+        self._addresses: dict[int, frozenset[str]] = {}
+        self._resolved_at = float("-inf")
+        self._resolving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         me = self.servers[self.my_sid]
@@ -169,6 +229,24 @@ class PeerLinks:
 
     def _factory(self, kind: str) -> Callable[[], Link]:
         return lambda: Link(self, kind, None)
+
+    async def servers_at(self, ip: str) -> frozenset[int]:
+        """The configured servers (other than us) whose host resolves to ``ip``."""
+        loop = asyncio.get_running_loop()
+        if self._resolving is None and loop.time() - self._resolved_at > RESOLVE_TTL_S:
+            self._resolving = loop.create_task(self._resolve_all())
+        if self._resolving is not None:
+            await asyncio.shield(self._resolving)
+        return frozenset(
+            sid for sid, ips in self._addresses.items() if ip in ips and sid != self.my_sid
+        )
+
+    async def _resolve_all(self) -> None:
+        try:
+            found = {sid: await _resolve(spec.host) for sid, spec in self.servers.items()}
+            self._addresses, self._resolved_at = found, asyncio.get_running_loop().time()
+        finally:
+            self._resolving = None
 
     async def stop(self) -> None:
         self._closing = True
@@ -222,8 +300,12 @@ class PeerLinks:
         spec, p = self.servers[sid], self.peers[sid]
         port = spec.election_port if kind == ELECTION else spec.quorum_port
         loop = asyncio.get_running_loop()
+        # From our own configured address, where the peer will look for us.
+        local = (self.servers[self.my_sid].host, 0) if self.check_addresses else None
         try:
-            _, link = await loop.create_connection(lambda: Link(self, kind, sid), spec.host, port)
+            _, link = await loop.create_connection(
+                lambda: Link(self, kind, sid), spec.host, port, local_addr=local
+            )
         except OSError as e:  # refused, unreachable, or the name does not resolve yet
             log.debug("cannot reach server %d at %s:%d: %s", sid, spec.host, port, e)
             p.connecting = False
@@ -284,3 +366,23 @@ class PeerLinks:
             p.quorum = None
             if not self._closing:
                 self.on_lost(link.sid)
+
+
+def normal_ip(ip: str) -> str:
+    """An address as the resolver writes it (IPv4-mapped IPv6 as IPv4, no zone)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+async def _resolve(host: str) -> frozenset[str]:
+    """Every address ``host`` resolves to (none if it does not resolve now)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return frozenset()
+    return frozenset(normal_ip(str(info[4][0])) for info in infos)

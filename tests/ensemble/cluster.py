@@ -41,6 +41,7 @@ class Ensemble:
         self.client_ports = {i: free_port() for i in self.ids}
         self.peer_ip = {i: f"127.0.0.{i}" if own_ips or proxy else "127.0.0.1" for i in self.ids}
         real = {i: (free_port(self.peer_ip[i]), free_port(self.peer_ip[i])) for i in self.ids}
+        self.peer_ports = real  # server id -> its real (quorum, election) ports
         roles = {i: ":observer" if i > n else "" for i in self.ids}
         self.servers: dict[int, ServerProcess] = {}
         for i in self.ids:
