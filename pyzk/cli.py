@@ -109,12 +109,15 @@ def run_server(argv: list[str]) -> int:
         return EXIT_CONFIG
     _tag_logs(cfg.myid)
     _log_config(cfg)
-    try:
-        import uvloop
+    # PYZK_EVENT_LOOP=asyncio runs on the standard library's loop (for debugging, and for
+    # tests of what must not depend on the loop's order of timers and input).
+    if os.environ.get("PYZK_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
 
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
-        pass
+            uvloop.install()
+        except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without
+            pass
     # Imported here so that `pyzk status`, a probe run often, loads no server code.
     from pyzk.server.runner import serve
 

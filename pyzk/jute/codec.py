@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 Every jute record is a fixed sequence of fields: ``int`` (4 bytes), ``long`` (8),
 ``boolean`` (1), ``buffer`` and ``ustring`` (a 4-byte length, -1 meaning null, then the
-bytes), ``vector`` (a 4-byte count, -1 meaning null, then the elements) and nested
-records. All integers are big-endian and signed.
+bytes; any other negative length is an error, as jute's ``checkLength``), ``vector`` (a
+4-byte count, -1 meaning null, then the elements) and nested records. All integers are
+big-endian and signed.
 
 Records are declared once, as annotated classes (see ``records.py``); :func:`record`
 turns each into a slotted dataclass and *compiles* a decoder and an encoder for it,
@@ -186,6 +187,8 @@ def _decode_var(g: _Gen, target: str, kind: _Kind, indent: str) -> None:
         g.lines += [
             f"{i}(n,) = _LEN(buf, pos); pos += 4",
             f"{i}if n < 0:",
+            # -1 is null; any other negative length fails jute's checkLength.
+            f"{i}    if n != -1: raise MarshallingError('negative length')",
             f"{i}    {target} = {'None' if kind.code == 'buf' else repr('')}",
             f"{i}else:",
             f"{i}    end = pos + n",

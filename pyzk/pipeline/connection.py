@@ -98,8 +98,12 @@ class ClientConnection:
         """The client's address, without the port (ZooKeeper's ``ip`` auth id)."""
         return self.peer.rsplit(":", 1)[0].strip("[]") if self.peer else ""
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Every complete frame in the buffer, decoded as far as its header."""
+    def receive_data(self, data: bytes, max_events: int = 0) -> list[Event]:
+        """Complete frames in the buffer, decoded as far as their header.
+
+        With ``max_events``, at most that many; the rest stay buffered for a later call
+        (``receive_data(b"")``), so the caller can stop taking requests mid-buffer.
+        """
         buf = self.inbuf
         buf += data
         events: list[Event] = []
@@ -110,7 +114,7 @@ class ClientConnection:
                 del buf[:]
                 self.closing = True
                 return [(FOUR_LETTER, word.decode())]
-        while end - pos >= 4:
+        while end - pos >= 4 and (not max_events or len(events) < max_events):
             (n,) = _LEN(buf, pos)
             if n < 0 or n > limit:
                 raise ProtocolError(f"Len error {n}")

@@ -15,6 +15,11 @@ we, by role:
   the local tree; ``sync`` goes to the leader, whose answer arrives after every commit
   that preceded it, so the reads after it see all of them.
 
+A sync, the leader's own clients' included, is answered only once the leader has made
+sure it still leads (a leadership round, see :mod:`pyzk.zab.leader`): the shell starts a
+round for the syncs in ``unconfirmed`` and reports when a quorum answered it. A deposed
+leader that has not noticed yet cannot answer a sync with its stale state.
+
 Sessions are global: any member can take a client back with its session id and password
 (the password is derived from the id, as in ZooKeeper) as long as the session is in the
 replicated tree.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 
 from pyzk.ensemble.messages import AppMessage, Forward, SyncDone, SyncRequest, Touch
 from pyzk.jute import records as r
@@ -40,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _TIMEOUT = struct.Struct(">i")
 _SESSION_KEY = -(1 << 40)  # stands for the cxid of a createSession (not a real cxid)
+SELF = 0  # the "learner" of a sync from the leader's own client (server ids are >= 1)
 
 LEADER = "leader"
 FOLLOWER = "follower"
@@ -60,6 +67,9 @@ class EnsembleProcessor(Processor):
         self._forwarded: dict[tuple[int, int], InFlight] = {}
         self.touched: dict[int, int] = {}  # session -> timeout, heard from since last Touch
         self._syncs: list[tuple[int, int, SyncDone]] = []  # (zxid to reach, learner, answer)
+        # Leader: syncs waiting for a leadership round to start, then to be confirmed.
+        self.unconfirmed: list[tuple[int, SyncRequest]] = []  # (learner or SELF, request)
+        self._confirming: list[tuple[tuple[int, int], int, SyncRequest]] = []
 
     # --- roles ------------------------------------------------------------------------
 
@@ -82,6 +92,8 @@ class EnsembleProcessor(Processor):
         self.to_forward.clear()
         self.replies.clear()
         self._syncs.clear()
+        self.unconfirmed.clear()
+        self._confirming.clear()
         self.prep.reset()
 
     @property
@@ -113,6 +125,11 @@ class EnsembleProcessor(Processor):
             if op == OpCode.sync:
                 self._forward_sync(conn, xid, frame)
                 return
+        if self.role == LEADER and op == OpCode.sync and not conn.closing:
+            held = self._hold_sync(conn, xid, frame)
+            if held is not None:
+                self.unconfirmed.append((SELF, held))
+            return
         super().request(conn, xid, op, frame)
 
     def tick(self) -> None:
@@ -153,15 +170,21 @@ class EnsembleProcessor(Processor):
         self.to_forward.append(Forward(sid, xid, op, body, auth))
 
     def _forward_sync(self, conn: ClientConnection, xid: int, frame: bytes) -> None:
+        held = self._hold_sync(conn, xid, frame)
+        if held is not None:
+            self.to_forward.append(held)
+
+    def _hold_sync(self, conn: ClientConnection, xid: int, frame: bytes) -> SyncRequest | None:
+        """Hold the connection's replies behind a sync until :meth:`sync_done`."""
         try:
             path = path_only(frame)
         except _BAD_REQUEST:
             self._send(conn, reply(xid, self.tree.last_zxid, Err.MARSHALLINGERROR))
-            return
+            return None
         sid = conn.session_id
         self._forwarded[(sid, xid)] = InFlight(conn, xid, OpCode.sync)
         conn.held.append((xid, OpCode.sync, None))
-        self.to_forward.append(SyncRequest(sid, xid, path))
+        return SyncRequest(sid, xid, path)
 
     def _create_session(self, conn: ClientConnection, timeout: int) -> None:
         if self.read_only:
@@ -237,12 +260,49 @@ class EnsembleProcessor(Processor):
             for sid, _timeout in msg.sessions:
                 self.sessions.touch(sid, self.now_ms)
         elif isinstance(msg, SyncRequest):
-            done = SyncDone(msg.session_id, msg.cxid, msg.path)
-            target = self.prep.next_zxid - 1  # everything prepared so far
-            if self.tree.last_zxid >= target:
-                self.replies.append((learner, done))
-            else:
-                self._syncs.append((target, learner, done))
+            self.unconfirmed.append((learner, msg))
+
+    @property
+    def confirming(self) -> bool:
+        return bool(self._confirming)
+
+    def start_round(self, token: tuple[int, int] | None) -> None:
+        """The shell started leadership round ``token`` for the unconfirmed syncs.
+
+        None: we do not lead (any more), so they are never answered; their clients'
+        connections close with the role.
+        """
+        if token is not None:
+            self._confirming.extend((token, learner, msg) for learner, msg in self.unconfirmed)
+        self.unconfirmed.clear()
+
+    def confirm_rounds(self, confirmed: Callable[[tuple[int, int]], bool | None]) -> None:
+        """Answer the syncs whose round a quorum confirmed (oldest rounds first)."""
+        while self._confirming:
+            token, learner, msg = self._confirming[0]
+            ok = confirmed(token)
+            if ok is None:
+                self._confirming.clear()  # that leadership is over
+                return
+            if not ok:
+                return
+            self._confirming.pop(0)
+            self._answer_sync(learner, msg)
+
+    def _answer_sync(self, learner: int, msg: SyncRequest) -> None:
+        """Answer once everything prepared so far is applied (this leader still leads)."""
+        done = SyncDone(msg.session_id, msg.cxid, msg.path)
+        target = self.prep.next_zxid - 1
+        if self.tree.last_zxid >= target:
+            self._sync_answered(learner, done)
+        else:
+            self._syncs.append((target, learner, done))
+
+    def _sync_answered(self, learner: int, done: SyncDone) -> None:
+        if learner == SELF:
+            self.sync_done(done)  # one of our own clients
+        else:
+            self.replies.append((learner, done))
 
     def _remote_write(self, msg: Forward) -> None:
         sid, op = msg.session_id, msg.op
@@ -274,7 +334,8 @@ class EnsembleProcessor(Processor):
             last = self.tree.last_zxid
             ready = [s for s in self._syncs if s[0] <= last]
             self._syncs = [s for s in self._syncs if s[0] > last]
-            self.replies.extend((learner, done) for _, learner, done in ready)
+            for _, learner, done in ready:
+                self._sync_answered(learner, done)
 
     def take_replies(self) -> list[tuple[int, AppMessage]]:
         out, self.replies = self.replies, []

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from pyzk.jute import records as r
 from pyzk.jute.codec import MarshallingError
-from pyzk.jute.codes import WRITE_OPS, Err, OpCode
+from pyzk.jute.codes import WRITE_OPS, Err, OpCode, Xid
 from pyzk.pipeline.acl import Security
 from pyzk.pipeline.connection import ClientConnection
 from pyzk.pipeline.errors import KeeperError
@@ -137,6 +137,8 @@ class Processor:
         if conn.closing:
             return
         self.sessions.touch(conn.session_id, self.now_ms)
+        if op == OpCode.ping:
+            xid = Xid.PING  # FinalRequestProcessor answers every ping with PING_XID
         session_op = SESSION_OPS.get(op)
         if session_op is not None:
             # auth and sasl are answered at once, outside the pipeline (processPacket).

@@ -21,7 +21,7 @@ from pyzk.pipeline.wire import acl_vector, buffer, notification, strings, ustrin
 from pyzk.tree.datatree import DataTree
 from pyzk.tree.java_order import java_hash_order
 from pyzk.tree.node import Node
-from pyzk.tree.watches import WatchMode
+from pyzk.tree.watches import NoParent, WatchMode
 
 _LEN = struct.Struct(">i").unpack_from
 _INT = struct.Struct(">i").pack
@@ -166,7 +166,11 @@ def _watcher_type(frame: bytes) -> tuple[str, int]:
 
 def check_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     path, kind = _watcher_type(frame)
-    if not tree.watches.contains(path, kind, conn):
+    try:
+        found = tree.watches.contains(path, kind, conn)
+    except NoParent as e:
+        raise MarshallingError(f"no parent in {e}") from None
+    if not found:
         raise KeeperError(Err.NOWATCHER, path)
     return b""
 

@@ -8,6 +8,15 @@ or whose first frame is not a hello, is closed with a log line. With quorum TLS 
 (:mod:`pyzk.server.peer_auth`) a link is used, and replaces an older one, only once the
 peer has proved itself; until then it carries nothing but the authentication exchange.
 
+*Who may connect.* Unless ``quorumListenOnAllIPs`` is set, every server listens on, and
+dials from, the address its ``server.N`` line gives. So an inbound connection must come
+from an address that a configured server's host resolves to, and its hello must name
+that server: anything else (a stranger, a member claiming another's id) is dropped with
+a log line before a frame of it is read. With ``quorumListenOnAllIPs=true`` the
+configured addresses need not be the servers' own (NAT, Kubernetes Services), so the
+check is off, as the option says. Either way nothing is buffered for a connection that
+has not said hello beyond the few bytes a hello takes.
+
 *Election links* (ZooKeeper's QuorumCnxManager): one connection per pair of servers, and
 the server with the higher id keeps it. A lower-id server that wants to talk connects,
 says hello, and waits: the higher one closes that connection and connects back. Votes
@@ -26,7 +35,9 @@ are retried with exponential backoff; nothing here ever raises into the server.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import socket
 import ssl
 import struct
 from collections.abc import Callable
@@ -49,6 +60,11 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct(">I")
 # A snapshot can be large; anything beyond this is not a frame of ours.
 MAX_FRAME = 1 << 31
+# Before its hello a connection is nobody's: a hello is a few dozen bytes.
+MAX_HELLO_FRAME = 1024
+# How long resolved server addresses are trusted before they are looked up again (a
+# restarted peer may come back with a new address under the same name).
+RESOLVE_TTL_S = 5.0
 # Backoff between connection attempts to an unreachable peer.
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 2.0
@@ -85,6 +101,10 @@ class Link(asyncio.Protocol):
         # Outbound: resolved once the link may be used (an exception if it may not).
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        # Inbound, with the address check: the servers whose address this link has,
+        # and whether we are still finding that out (nothing is parsed meanwhile).
+        self.allowed: frozenset[int] | None = None
+        self.vetting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -96,6 +116,24 @@ class Link(asyncio.Protocol):
             self.write(_hello(self.links.my_sid, security.auth.mechanism))
             self._begin(security.auth.connector())
             self.flush()  # the hello goes out now, not with the next batch
+        elif self.links.check_addresses and self.transport is not None:
+            self.vetting = True
+            self.transport.pause_reading()
+            asyncio.get_running_loop().create_task(self._vet())
+
+    async def _vet(self) -> None:
+        """Inbound: which configured servers live at the connecting address?"""
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        ip = normal_ip(str(peer[0])) if peer else ""
+        self.allowed = await self.links.servers_at(ip)
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self.allowed:
+            self._drop(f"{ip} is not the address of any configured server")
+            return
+        self.vetting = False
+        self.transport.resume_reading()
+        self._frames()  # what arrived before we knew
 
     def _begin(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -158,13 +196,22 @@ class Link(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.vetting:
+            # Not a byte parsed before we know who this is (a transport may read once
+            # before the pause in connection_made takes).
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        self._frames()
+
+    def _frames(self) -> None:
         buf = self.buf
-        buf += data
         pos = 0
         while len(buf) - pos >= 4:
             (n,) = _LEN.unpack_from(buf, pos)
-            if n > MAX_FRAME:
-                self._drop(f"frame of {n} bytes")
+            if n > (MAX_FRAME if self.greeted else MAX_HELLO_FRAME):
+                self._drop(f"frame of {n} bytes" + ("" if self.greeted else " before hello"))
                 return
             if len(buf) - pos - 4 < n:
                 break
@@ -189,6 +236,13 @@ class Link(asyncio.Protocol):
         sid, mechanism = greeting
         if sid not in self.links.servers or sid == self.links.my_sid:
             self._drop(f"server id {sid} is not in the configuration")
+            return False
+        if self.allowed is not None and sid not in self.allowed:
+            others = ", ".join(str(s) for s in sorted(self.allowed))
+            self._drop(
+                f"it says it is server {sid}, but comes from the address of server {others}"
+                " (quorumListenOnAllIPs=true turns this check off)"
+            )
             return False
         if not self._certificate_names(self.links.servers[sid].host):
             self._drop(f"its certificate is not made out to server {sid}'s host")
@@ -270,6 +324,12 @@ class PeerLinks:
         self.peers = {sid: _Peer() for sid in servers if sid != my_sid}
         self._listeners: list[_Listener] = []
         self._closing = False
+        # Listening on the configured address means dialing from it too: then a peer's
+        # address tells who it is (see the module docstring).
+        self.check_addresses = not listen_all
+        self._addresses: dict[int, frozenset[str]] = {}
+        self._resolved_at = float("-inf")
+        self._resolving: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         me = self.servers[self.my_sid]
@@ -294,6 +354,24 @@ class PeerLinks:
 
     def _factory(self, kind: str) -> Callable[[], Link]:
         return lambda: Link(self, kind, None)
+
+    async def servers_at(self, ip: str) -> frozenset[int]:
+        """The configured servers (other than us) whose host resolves to ``ip``."""
+        loop = asyncio.get_running_loop()
+        if self._resolving is None and loop.time() - self._resolved_at > RESOLVE_TTL_S:
+            self._resolving = loop.create_task(self._resolve_all())
+        if self._resolving is not None:
+            await asyncio.shield(self._resolving)
+        return frozenset(
+            sid for sid, ips in self._addresses.items() if ip in ips and sid != self.my_sid
+        )
+
+    async def _resolve_all(self) -> None:
+        try:
+            found = {sid: await _resolve(spec.host) for sid, spec in self.servers.items()}
+            self._addresses, self._resolved_at = found, asyncio.get_running_loop().time()
+        finally:
+            self._resolving = None
 
     async def stop(self) -> None:
         self._closing = True
@@ -354,11 +432,14 @@ class PeerLinks:
         port = spec.election_port if kind == ELECTION else spec.quorum_port
         loop = asyncio.get_running_loop()
         tls = self.security.tls
+        # From our own configured address, where the peer will look for us.
+        local = (self.servers[self.my_sid].host, 0) if self.check_addresses else None
         try:
             _, link = await loop.create_connection(
                 lambda: Link(self, kind, sid),
                 spec.host,
                 port,
+                local_addr=local,
                 ssl=tls[1] if tls is not None else None,
                 server_hostname=spec.host if tls is not None else None,
                 ssl_handshake_timeout=self.security.timeout_s if tls is not None else None,
@@ -429,3 +510,23 @@ class PeerLinks:
             p.quorum = None
             if not self._closing:
                 self.on_lost(link.sid)
+
+
+def normal_ip(ip: str) -> str:
+    """An address as the resolver writes it (IPv4-mapped IPv6 as IPv4, no zone)."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+async def _resolve(host: str) -> frozenset[str]:
+    """Every address ``host`` resolves to (none if it does not resolve now)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return frozenset()
+    return frozenset(normal_ip(str(info[4][0])) for info in infos)

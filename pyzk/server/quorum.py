@@ -228,6 +228,10 @@ class QuorumServer(Server):
 
     def _pump(self) -> None:
         proc, peer = self.proc, self.peer
+        if proc.confirming:
+            proc.confirm_rounds(peer.confirmed)  # a quorum may have answered a round
+        if proc.unconfirmed:
+            proc.start_round(peer.confirm_leadership())  # its pings go out below
         txns = proc.take_to_log()
         for i, txn in enumerate(txns):
             self._proposed[txn.zxid] = txn  # applied from here: no need to decode it again

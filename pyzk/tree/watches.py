@@ -37,6 +37,10 @@ Watcher = Hashable
 Fired = tuple[Watcher, int, str]
 
 
+class NoParent(ValueError):
+    """A checkWatches path ZooKeeper 3.8.0 cannot walk up (it fails the request)."""
+
+
 class WatchMode(IntEnum):
     STANDARD = -1
     PERSISTENT = 0  # the AddWatchMode values
@@ -143,8 +147,19 @@ class WatchTable:
 
         It answers whether *any* connection watches ``path`` in this table, not only
         ``watcher``: 3.8.0 looks the path up and never the watcher in its set.
+
+        3.8.0 also walks ``path`` with a PathParentIterator (the path alone, or up to
+        "/" once the table holds a recursive watch), which works out each step's parent
+        as it goes: a step without a "/" has none, and :class:`NoParent` stands for the
+        exception that makes ZooKeeper answer MARSHALLINGERROR.
         """
-        return path in self.by_path
+        if path and "/" not in path:
+            raise NoParent(path)
+        if path in self.by_path:
+            return True
+        if self.recursive and path and not path.startswith("/"):
+            raise NoParent(path)  # the walk up a relative path reaches its first name
+        return False
 
     def has(self, path: str, watcher: Watcher) -> bool:
         ws = self.by_path.get(path)
@@ -199,8 +214,14 @@ class WatchManager:
         return removed
 
     def contains(self, path: str, kind: int, watcher: Watcher) -> bool:
-        """checkWatches: see :meth:`WatchTable.contains` for 3.8.0's quirk."""
-        return any(table.contains(path, watcher) for table in self._tables(kind))
+        """checkWatches: see :meth:`WatchTable.contains` for 3.8.0's quirks.
+
+        Each table is asked, even after one said yes (ZooKeeper's two ``if`` for Any).
+        """
+        found = False
+        for table in self._tables(kind):
+            found = table.contains(path, watcher) or found
+        return found
 
     def drop_watcher(self, watcher: Watcher) -> None:
         """Forget every watch of a closed connection."""

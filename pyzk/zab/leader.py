@@ -22,6 +22,15 @@ zxid order; followers get COMMIT, observers INFORM with the payload.
 A learner that connects later goes through the same steps alone and joins broadcast.
 The leader pings learners every half tick; if it is not established within initLimit
 ticks, or stops hearing from a quorum for syncLimit ticks, it steps down.
+
+*Leadership rounds* (for ``sync``). Stepping down on a timeout is not enough for a
+sync: a leader that was paused (SIGSTOP, a VM stall) may be deposed, with a new leader
+committing writes, and still find a sync in its socket buffer before its overdue tick
+tells it so. So :meth:`Leader.confirm` starts a round: a ping carrying the round number,
+which followers echo. A round is confirmed once a quorum of voters in this epoch, the
+leader included, has echoed it (or a later one); a sync that arrived before the round
+began is answered only then. A deposed leader never gets its round confirmed, since its
+followers have left its epoch (etcd's ReadIndex does the same).
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ class LearnerLink:
     phase: str = "info"  # info -> acked-epoch -> syncing -> synced
     last_zxid: int = 0
     acked_newleader: bool = False
+    echoed: int = 0  # the newest leadership round it answered
 
 
 class Leader(Role):
@@ -80,6 +90,10 @@ class Leader(Role):
         self.deadline = now + t.init_limit * t.tick_ms
         self.next_ping = now
         self.started = now
+        peer.leaderships += 1
+        self.term = peer.leaderships  # tells this leadership's rounds from another's
+        self.round = 0  # the newest leadership round started
+        self.confirmed = 0  # the newest round a quorum answered
 
     @property
     def serving(self) -> bool:  # type: ignore[override]
@@ -99,6 +113,9 @@ class Leader(Role):
             self._ack_epoch(now, sender, lk, msg)
         elif isinstance(msg, Ack):
             self._ack(now, sender, lk, msg)
+        elif isinstance(msg, Ping) and msg.round > lk.echoed:
+            lk.echoed = msg.round
+            self._update_confirmed()
 
     def tick(self, now: int) -> None:
         p, t = self.peer, self.peer.timing
@@ -112,7 +129,7 @@ class Leader(Role):
         if now >= self.next_ping:
             self.next_ping = now + max(t.tick_ms // 2, 1)
             for sid, lk in self.learners.items():
-                p.send(sid, Ping(lk.link, p.committed))
+                p.send(sid, Ping(lk.link, p.committed, self.round))
 
     def disconnected(self, now: int, sid: int) -> None:
         self.learners.pop(sid, None)
@@ -281,6 +298,40 @@ class Leader(Role):
                     p.send(sid, Inform(lk.link, zxid, payload))
             else:
                 p.send(sid, Commit(lk.link, last))
+
+    # --- leadership rounds ------------------------------------------------------------
+
+    def confirm(self) -> tuple[int, int] | None:
+        """Start a leadership round: (term, round), None if we are not established."""
+        if not self.established:
+            return None
+        p = self.peer
+        self.round += 1
+        for sid, lk in self.learners.items():
+            if lk.phase == "synced" and not lk.observer:
+                p.send(sid, Ping(lk.link, p.committed, self.round))
+        self._update_confirmed()  # at once when we are the only voter
+        return self.term, self.round
+
+    def _update_confirmed(self) -> None:
+        """The newest round that a quorum of voters (this one at its newest) answered."""
+        voters = self.peer.voters
+        echoes = sorted(
+            (
+                lk.echoed
+                for sid, lk in self.learners.items()
+                if lk.phase == "synced" and sid in voters
+            ),
+            reverse=True,
+        )
+        others = len(voters) // 2  # a majority, less this server
+        if others == 0:
+            best = self.round
+        elif len(echoes) >= others:
+            best = echoes[others - 1]
+        else:
+            return
+        self.confirmed = max(self.confirmed, best)
 
     def _heard_from_quorum(self, now: int) -> bool:
         t = self.peer.timing

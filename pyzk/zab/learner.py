@@ -162,7 +162,8 @@ class Learner(Role):
             p.commit_to(self.commit_target)
 
     def _ping(self, now: int, msg: Message) -> None:
-        self.peer.send(self.leader, Ping(self.link, self.peer.committed))
+        assert isinstance(msg, Ping)
+        self.peer.send(self.leader, Ping(self.link, self.peer.committed, msg.round))
 
 
 _HANDLERS = {

@@ -160,10 +160,11 @@ class UpToDate:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    """Leader heartbeat; a learner answers with a Ping of its own."""
+    """Leader heartbeat; a learner answers with a Ping of its own, echoing ``round``."""
 
     link: int
     zxid: int  # the sender's last committed zxid
+    round: int = 0  # the leader's leadership round (see Leader.confirm)
 
 
 Message = (

@@ -78,6 +78,7 @@ class Peer:
         self.vote: Vote | None = None  # the vote we settled on, when not LOOKING
         self.leader_id: int | None = None
         self._ready = Ready()
+        self.leaderships = 0  # how many times this server became leader (Leader.term)
         self._look(now)
 
     # --- input ------------------------------------------------------------------------
@@ -112,6 +113,23 @@ class Peer:
         if isinstance(self.role, Leader):
             return self.role.propose(payload)
         return None
+
+    def confirm_leadership(self) -> tuple[int, int] | None:
+        """Leader only: start a leadership round (see Leader.confirm): (term, round)."""
+        from pyzk.zab.leader import Leader
+
+        if isinstance(self.role, Leader):
+            return self.role.confirm()
+        return None
+
+    def confirmed(self, token: tuple[int, int]) -> bool | None:
+        """Has a quorum answered round ``token``? None: that leadership is over."""
+        from pyzk.zab.leader import Leader
+
+        role = self.role
+        if not isinstance(role, Leader) or role.term != token[0]:
+            return None
+        return role.confirmed >= token[1]
 
     @property
     def serving(self) -> bool:

@@ -98,6 +98,17 @@ def test_unknown_opcode_gets_unimplemented_then_close(
     still_serving(zk, root)
 
 
+@pytest.mark.parametrize("xid", [1, -4, 100])
+def test_a_ping_is_answered_with_the_ping_xid_whatever_it_carried(
+    server: ServerProcess, xid: int
+) -> None:
+    c = RawClient(server.host, server.port)
+    c.connect()
+    hdr, body = c.request(xid, OpCode.ping)
+    assert (hdr.xid, hdr.err, body) == (-2, 0, b"")
+    c.close()
+
+
 @pytest.mark.parametrize("op", [OpCode.getData, OpCode.exists, OpCode.getChildren])
 def test_truncated_read_body_is_a_marshalling_error(
     server: ServerProcess, zk: KazooClient, root: str, op: int

@@ -181,8 +181,19 @@ def test_check_watches_and_its_errors(pair) -> None:
     assert watcher.check(p, 9) == Err.MARSHALLINGERROR
     assert watcher.remove(p, 0) == Err.MARSHALLINGERROR
     assert watcher.add_watch(p, 2) == Err.MARSHALLINGERROR
+    # 3.8.0 works out the parent of each path it walks: a path without a "/" has none,
+    # and the request fails; the walk goes past the path itself only once a recursive
+    # watch exists, and then a relative path fails too.
+    for kind in (WatcherType.Data, WatcherType.Children, WatcherType.Any):
+        for bad in ("c", "..", " "):
+            assert watcher.check(bad, kind) == Err.MARSHALLINGERROR
+        for relative in ("a/b", "c/", ""):
+            assert watcher.check(relative, kind) == Err.NOWATCHER
     watcher.add_watch(root, AddWatchMode.PERSISTENT_RECURSIVE)
     assert watcher.check(f"{root}/deep/below", WatcherType.Data) == Err.NOWATCHER
+    for kind in (WatcherType.Data, WatcherType.Children, WatcherType.Any):
+        assert watcher.check("a/b", kind) == Err.MARSHALLINGERROR
+        assert watcher.check("", kind) == Err.NOWATCHER
 
 
 def test_set_watches2_restores_persistent_watches_on_reconnect(

@@ -2,12 +2,16 @@
 
 Phase one (safety): time advances in small steps; each step delivers due messages, ticks
 every live server, and may inject a fault drawn from the seed — a crash (losing what was
-not carried out), a restart, a partition, a broken link, a heal — or a client write to
-the leader. After every step the checkers run:
+not carried out), a restart, a partition, a broken link, a heal, a pause (SIGSTOP: no
+ticks, its input held until it thaws) — a client write to the leader, or a sync (a
+leadership round started on every server that believes it leads). After every step
+the checkers run:
 
 * at most one leader is established per epoch;
 * what serving servers have applied are prefixes of one another (one committed history);
-* a write acknowledged to a client is in the history of every leader established later.
+* a write acknowledged to a client is in the history of every leader of a later epoch;
+* a leader whose round a quorum confirmed has every write acknowledged before the round
+  started (so a sync it answers is not stale, a thawed deposed leader included).
 
 Phase two (liveness): everything heals and restarts; within a bound a leader must be
 established and every server must serve the same history.
@@ -22,9 +26,9 @@ from dataclasses import dataclass, field
 from pyzk.zab.election import ElectionTiming
 from pyzk.zab.history import Entry
 from pyzk.zab.leader import Leader
-from pyzk.zab.messages import State
-from pyzk.zab.peer import Timing
-from tests.sim.network import Network, Profile
+from pyzk.zab.messages import State, epoch_of
+from pyzk.zab.peer import Peer, Timing
+from tests.sim.network import Network, Pending, Profile
 from tests.sim.node import SimNode
 
 STEP_MS = 5
@@ -51,6 +55,7 @@ class Rates:
     heal: float
     break_link: float
     write: float
+    pause: float
 
     @classmethod
     def draw(cls, rng: random.Random) -> Rates:
@@ -61,6 +66,7 @@ class Rates:
             heal=rng.choice([0.005, 0.02]),
             break_link=rng.choice([0.0, 0.002, 0.01]),
             write=rng.choice([0.05, 0.2, 0.5]),
+            pause=rng.choice([0.0, 0.002, 0.005]),
         )
 
 
@@ -86,7 +92,13 @@ class Checker:
         other = self.leaders.setdefault(epoch, sid)
         if other != sid:
             raise Violation(f"two leaders established in epoch {epoch}: {other} and {sid}")
-        missing = [z for z, p in self.acked.items() if (z, p) not in history]
+        # Every write acknowledged in an earlier epoch. (A leader thawed from a pause can
+        # be established by acks its followers sent before they moved on to a newer
+        # epoch: it lacks that epoch's writes, and commits nothing new, since nobody acks
+        # its proposals; the sync check below is what keeps its answers from being stale.)
+        missing = [
+            z for z, p in self.acked.items() if epoch_of(z) < epoch and (z, p) not in history
+        ]
         if missing:
             raise Violation(
                 f"leader {sid} of epoch {epoch} lacks acknowledged writes "
@@ -127,6 +139,11 @@ class Cluster:
         self.proposed: dict[int, tuple[int, bytes]] = {}  # zxid -> (leader, payload)
         self.faults = 0
         self.broken_rule = False
+        self.frozen: dict[int, tuple[int, list[Pending]]] = {}  # sid -> (thaw at, held input)
+        # Sync rounds under way: (server, its Peer, round, writes acknowledged before).
+        self.syncs: list[tuple[int, Peer, tuple[int, int], set[Entry]]] = []
+        self.confirmed_syncs = 0
+        self.checked_leaders: set[tuple[int, int]] = set()  # (server, epoch) it led
         for n in self.nodes.values():
             n.start(self.now)
         self._process_all()
@@ -144,33 +161,57 @@ class Cluster:
                 return
         raise Violation(f"no convergence {settle_ms} ms after healing: " + self.describe())
 
+    def run_counting_syncs(self) -> int:
+        """Run; how many sync rounds were confirmed (and checked)."""
+        self.run()
+        return self.confirmed_syncs
+
     def step(self, faults: bool) -> None:
         self.now += STEP_MS
         for p in self.net.due(self.now):
-            node = self.nodes[p.dst]
-            if p.kind == "broken":
-                self.net.noticed(p.dst, p.src)
-            if node.peer is None:
+            if p.dst in self.frozen:
+                self.frozen[p.dst][1].append(p)  # in its socket buffer until it thaws
                 continue
-            if p.kind == "broken":
-                node.peer.disconnected(self.now, p.src)
-            else:
-                assert p.msg is not None
-                node.peer.step(self.now, p.src, p.msg)
-            self._process(node)
+            self._deliver(p)
+        for sid in [s for s, (at, _) in self.frozen.items() if at <= self.now]:
+            self._thaw(sid)
+            if faults:
+                self._sync(self.nodes[sid])  # a client's sync was waiting for it too
         for node in self.nodes.values():
-            if node.peer is not None:
+            if node.peer is not None and node.sid not in self.frozen:
                 node.peer.tick(self.now)
                 self._process(node)
         if faults:
             self._maybe_fault()
             self._maybe_write()
+            self._maybe_sync()
+
+    def _deliver(self, p: Pending) -> None:
+        node = self.nodes[p.dst]
+        if p.kind == "broken":
+            self.net.noticed(p.dst, p.src)
+        if node.peer is None:
+            return
+        if p.kind == "broken":
+            node.peer.disconnected(self.now, p.src)
+        else:
+            assert p.msg is not None
+            node.peer.step(self.now, p.src, p.msg)
+        self._process(node)
+        self._check_syncs(node)
+
+    def _thaw(self, sid: int) -> None:
+        """It runs again and reads what piled up, before its overdue tick (as asyncio
+        handles ready sockets before due timers)."""
+        _, held = self.frozen.pop(sid)
+        self._log(f"thaw {sid}")
+        for p in held:
+            self._deliver(p)
 
     def _process(self, node: SimNode) -> None:
         peer = node.peer
         if peer is None or not peer.has_ready():
             return
-        was_serving = node.serving
         ready = peer.ready()
         out = node.carry_out(ready)
         peer.advance(ready)
@@ -180,21 +221,23 @@ class Cluster:
         if peer.has_ready():
             self._process(node)
             return
-        self._check(node, was_serving)
+        self._check(node)
 
     def _process_all(self) -> None:
         for n in self.nodes.values():
             self._process(n)
 
-    def _check(self, node: SimNode, was_serving: bool) -> None:
+    def _check(self, node: SimNode) -> None:
         peer = node.peer
         if peer is None:
             return
         if node.serving:
             self.checker.check_applied(node.sid, node.state)
             role = peer.role
-            if isinstance(role, Leader) and not was_serving and role.epoch is not None:
-                self.checker.check_leader(role.epoch, node.sid, set(node.state))
+            leader_of = role.epoch if isinstance(role, Leader) else None
+            if leader_of is not None and (node.sid, leader_of) not in self.checked_leaders:
+                self.checked_leaders.add((node.sid, leader_of))
+                self.checker.check_leader(leader_of, node.sid, set(node.state))
         for zxid, (leader, payload) in list(self.proposed.items()):
             if leader == node.sid and any(e[0] == zxid for e in node.state[-50:]):
                 if (zxid, payload) in node.state:
@@ -212,6 +255,8 @@ class Cluster:
             sid = rng.choice(live)
             self._log(f"crash {sid}")
             self.nodes[sid].crash()
+            # Its clients never hear about the writes it had not committed.
+            self.proposed = {z: w for z, w in self.proposed.items() if w[0] != sid}
             self.net.isolate(self.now, sid, ids)
         elif x < r.crash + r.restart and down:
             sid = rng.choice(down)
@@ -230,6 +275,12 @@ class Cluster:
             a, b = rng.sample(sorted(ids), 2)
             self._log(f"break {a}-{b}")
             self.net.break_link(self.now, a, b)
+        elif x < r.crash + r.restart + r.partition + r.heal + r.break_link + r.pause and live:
+            sid = rng.choice(live)
+            if sid not in self.frozen:
+                until = self.now + rng.randint(200, 3000)
+                self._log(f"pause {sid} until {until} ms")
+                self.frozen[sid] = (until, [])
 
     def _maybe_write(self) -> None:
         if self.rng.random() >= self.rates.write:
@@ -244,12 +295,59 @@ class Cluster:
                     self._process(node)
                 return
 
+    def _maybe_sync(self) -> None:
+        if self.rng.random() < self.rates.write:
+            for node in self.nodes.values():
+                if node.sid not in self.frozen:
+                    self._sync(node)
+
+    def _sync(self, node: SimNode) -> None:
+        """A client's sync reaches a server that believes it leads: it starts a round."""
+        if node.peer is None or node.role != State.LEADING:
+            return
+        token = node.peer.confirm_leadership()
+        if token is not None:
+            acked = set(self.checker.acked.items())
+            self.syncs.append((node.sid, node.peer, token, acked))
+            self._process(node)
+            self._check_syncs(node)
+
+    def _check_syncs(self, node: SimNode) -> None:
+        """A confirmed round answers its syncs: the leader must have every write
+        acknowledged before the round began (it answers once it applied them)."""
+        if not self.syncs:
+            return
+        keep = []
+        for sid, peer, token, acked in self.syncs:
+            if sid != node.sid:
+                keep.append((sid, peer, token, acked))
+                continue
+            ok = peer.confirmed(token) if peer is node.peer else None
+            if ok is None:
+                continue  # crashed or no longer leading: never answered
+            if not ok:
+                keep.append((sid, peer, token, acked))
+                continue
+            self.confirmed_syncs += 1
+            have = set(node.state) | set(
+                zip(peer.history.zxids, peer.history.payloads, strict=True)
+            )
+            missing = sorted(z for z, p in acked if (z, p) not in have)
+            if missing:
+                raise Violation(
+                    f"server {sid} confirmed sync round {token} without acknowledged "
+                    f"writes {[hex(z) for z in missing[:5]]}: a stale sync"
+                )
+        self.syncs = keep
+
     def _log(self, what: str) -> None:
         self.faults += 1
         self.trace(f"{self.now:>7} ms  {what}")
 
     def heal_all(self) -> None:
         self._log("heal all, restart all")
+        for sid in list(self.frozen):
+            self._thaw(sid)
         self.net.heal()
         for n in self.nodes.values():
             if not n.up:

@@ -37,7 +37,7 @@ class Profile:
 
 
 @dataclass(order=True)
-class _Pending:
+class Pending:
     at: int
     seq: int
     kind: str = field(compare=False)  # "msg" or "broken"
@@ -52,7 +52,7 @@ class Network:
         self.rng = rng
         self.profile = profile
         self.blocked: set[frozenset[int]] = set()
-        self._queue: list[_Pending] = []
+        self._queue: list[Pending] = []
         self._seq = 0
         self._conn: dict[frozenset[int], int] = {}  # current connection id per pair
         # The connection each end believes it has: it learns of a break only from the
@@ -62,7 +62,7 @@ class Network:
         self.sent = 0
         self.dropped = 0
 
-    def _push(self, p: _Pending) -> None:
+    def _push(self, p: Pending) -> None:
         self._seq += 1
         p.seq = self._seq
         heapq.heappush(self._queue, p)
@@ -78,7 +78,7 @@ class Network:
             copies = 2 if self.rng.random() < pf.election_dup else 1
             for _ in range(copies):
                 at = now + self.rng.randint(pf.min_delay_ms, pf.max_delay_ms)
-                self._push(_Pending(at, 0, "msg", src, dst, msg))
+                self._push(Pending(at, 0, "msg", src, dst, msg))
             return
         if pair in self.blocked:
             self.dropped += 1
@@ -88,7 +88,7 @@ class Network:
         at = now + self.rng.randint(pf.min_delay_ms, pf.max_delay_ms)
         at = max(at, self._last_at.get((src, dst), 0))
         self._last_at[(src, dst)] = at
-        self._push(_Pending(at, 0, "msg", src, dst, msg, conn))
+        self._push(Pending(at, 0, "msg", src, dst, msg, conn))
 
     def break_link(self, now: int, a: int, b: int) -> None:
         """Reset the connection between a and b: in-flight packets are lost."""
@@ -98,8 +98,8 @@ class Network:
         self._view.setdefault((b, a), old)
         self._conn[pair] = old + 1
         delay = self.profile.notice_delay_ms
-        self._push(_Pending(now + delay, 0, "broken", b, a))  # a learns b is gone
-        self._push(_Pending(now + delay, 0, "broken", a, b))
+        self._push(Pending(now + delay, 0, "broken", b, a))  # a learns b is gone
+        self._push(Pending(now + delay, 0, "broken", a, b))
 
     def partition(self, now: int, side: set[int], everyone: set[int]) -> None:
         for a in side:
@@ -122,7 +122,7 @@ class Network:
         for key in [k for k in self._view if k[0] == node]:
             del self._view[key]
 
-    def due(self, now: int) -> list[_Pending]:
+    def due(self, now: int) -> list[Pending]:
         """Deliveries and connection-loss notices due by ``now``, in order."""
         out = []
         while self._queue and self._queue[0].at <= now:

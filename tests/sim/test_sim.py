@@ -75,3 +75,28 @@ def _propose_and_commit(propose):  # type: ignore[no-untyped-def]
         return zxid
 
     return wrapped
+
+
+def test_a_sync_answered_without_a_leadership_round_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sync check can fail: a leader that answers a sync at once (what a thawed,
+    deposed leader did before rounds) is caught by a seed with a pause."""
+
+    def confirm_at_once(self: leader_module.Leader) -> tuple[int, int] | None:
+        if not self.established:
+            return None
+        self.round += 1
+        self.confirmed = self.round
+        return self.term, self.round
+
+    confirmed = sum(Cluster(seed).run_counting_syncs() for seed in range(20))
+    assert confirmed > 100, "too few syncs confirmed for the check to mean anything"
+    monkeypatch.setattr(leader_module.Leader, "confirm", confirm_at_once)
+    for seed in range(SEEDS * 4):
+        try:
+            Cluster(seed).run()
+        except Violation as e:
+            assert "stale sync" in str(e)
+            return
+    pytest.fail(f"a leader answering syncs without a round went unnoticed in {SEEDS * 4} seeds")

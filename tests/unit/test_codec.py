@@ -39,6 +39,17 @@ def test_stat_is_68_bytes_in_field_order() -> None:
     assert struct.unpack(">qqqqiiiqiiq", raw) == tuple(range(1, 12))
 
 
+def test_a_negative_length_other_than_null_is_a_marshalling_error() -> None:
+    # jute's readString/readBuffer: -1 is null, any other negative length fails
+    # checkLength ("Unreasonable length"), so ZooKeeper answers MARSHALLINGERROR.
+    for n in (-2, -0x80000000):
+        with pytest.raises(MarshallingError):
+            r.SetDataRequest.from_bytes(struct.pack(">i", n) + b"\0" * 12)
+        with pytest.raises(MarshallingError):
+            r.GetSASLRequest.from_bytes(struct.pack(">i", n))
+    assert r.GetSASLRequest.from_bytes(struct.pack(">i", -1)).token is None
+
+
 def test_null_buffer_and_null_vector() -> None:
     req = r.CreateRequest("/a", None, [], 0)
     raw = req.encode()
