@@ -109,12 +109,15 @@ def test_a_client_that_never_reads_its_replies_is_paused_not_buffered(
         setup.ensure_path("/overload")
         if not setup.exists("/overload/big"):
             setup.create("/overload/big", b"x" * MB)
+        setup.ensure_path("/overload/hog")
     finally:
         setup.stop()
     # 1 MB replies asked for by the thousand; behind a write, a commit answers them all.
+    # (The chunk is sent over and over: the hog writes a node of its own, not the
+    # bystander's, which would see the hog's value between its own write and read.)
     chunk = _get_data(1, "/overload/big") * 1000
     if pattern == "reads-behind-a-write":
-        chunk = _set_data(2, "/overload/bystander-noread") + chunk
+        chunk = _set_data(2, "/overload/hog") + chunk
     with bystander(server, "/overload/bystander-noread") as b:
         before = reset_peak_rss(server)
         hog = RawClient(server.host, server.port)
