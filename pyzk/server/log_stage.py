@@ -129,7 +129,7 @@ class LogStage:
             self.on_durable(batch)
             self._since_snap += len(batch)
             if self._since_snap >= self._snap_at:
-                self._start_snapshot()
+                self.start_snapshot()
         if not self._writing and not self._queue:
             self._idle.set()
         self._maybe_write()
@@ -141,7 +141,8 @@ class LogStage:
 
     # --- snapshots --------------------------------------------------------------------
 
-    def _start_snapshot(self) -> None:
+    def start_snapshot(self) -> None:
+        """Snapshot what is applied now, in the background (skipped if one is running)."""
         if self._snapshot_task is not None and not self._snapshot_task.done():
             log.warning("Too busy to snap, skipping")
             return

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 class Server:
     processor_class: type[Processor] = Processor
+    snapshot_at_start = True  # as ZooKeeper's standalone loadData
     ops_view_class: type[ServerOpsView] = ServerOpsView
 
     def __init__(self, config: Config) -> None:
@@ -112,6 +113,10 @@ class Server:
             await self._start_secure_listener(self.client_tls)
         self._clock()
         self.proc.restore_sessions()
+        if self.snapshot_at_start:
+            # A clean snapshot of what was recovered, as ZooKeeper's loadData takes (so a
+            # restart re-orders children the way ZooKeeper's does: see snapshot_view).
+            self.log_stage.start_snapshot()
         self._schedule_tick()
         self._schedule_purge()
         self._schedule_container_check()

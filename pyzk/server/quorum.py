@@ -80,6 +80,9 @@ _MODES = {State.LEADING: LEADER, State.FOLLOWING: FOLLOWER, State.OBSERVING: OBS
 
 class QuorumServer(Server):
     processor_class = EnsembleProcessor
+    # What a member recovers may hold proposals its next leader truncates: it snapshots
+    # committed state only.
+    snapshot_at_start = False
     ops_view_class = QuorumOpsView
 
     def __init__(self, config: Config) -> None:

@@ -154,6 +154,15 @@ class DataTree:
         if view is not None and path not in view.preserved:
             view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
 
+    def _cow_parent(self, path: str, node: Node) -> None:
+        """As :meth:`_cow`, before a child is added or removed: the children too."""
+        view = self.view
+        if view is not None:
+            if path not in view.preserved:
+                view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
+            if path not in view.children:
+                view.children[path] = (dict(node.children or {}), node.capacity)
+
     def descendant_count(self, path: str) -> int:
         """Nodes below ``path`` at any depth (DataTree.getAllChildrenNumber).
 
@@ -252,7 +261,7 @@ class DataTree:
         if parent is None:
             return Result(err=Err.NONODE)
         zxid = txn.zxid
-        self._cow(parent_path, parent)
+        self._cow_parent(parent_path, parent)
         node = Node(
             t.data, new_stat(zxid, txn.time_ms, t.data, t.owner), self._intern(t.acl), t.owner
         )
@@ -288,7 +297,7 @@ class DataTree:
         parent_path, name = split(path)
         parent = self.nodes[parent_path]
         self._cow(path, node)
-        self._cow(parent_path, parent)
+        self._cow_parent(parent_path, parent)
         del self.nodes[path]
         f = parent.fields()
         creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2

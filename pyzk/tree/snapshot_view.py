@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pyzk.tree.datatree import DataTree
+from pyzk.tree.java_order import ordered
 from pyzk.tree.node import Node
 from pyzk.tree.txn import AclList
 
@@ -14,30 +15,48 @@ class SnapshotView:
     """The tree as it was at ``zxid``, readable while the tree keeps changing.
 
     Copy-on-write: the first change to a node after the view was taken saves the node's
-    old fields in ``preserved``; :meth:`records` then reads the saved fields for changed
-    nodes and the live node for the rest. So a snapshot is exactly the state at ``zxid``
-    without stopping the server to copy a million nodes.
+    old fields in ``preserved``, and the first change to its children the old children in
+    ``children``; :meth:`records` then reads the saved state for changed nodes and the
+    live node for the rest. So a snapshot is exactly the state at ``zxid`` without
+    stopping the server to copy a million nodes.
+
+    Nodes come depth first, each node's children in the order ZooKeeper lists them, as
+    ZooKeeper's snapshots have them: loading re-inserts each node's children in that
+    order into a new set, which is how a restart re-orders children in ZooKeeper (a set
+    that shrank gets a smaller table), and so in pyzk too.
     """
 
     def __init__(self, tree: DataTree) -> None:
         self.zxid = tree.last_zxid
-        # Dict order puts every parent before its children (a child needs its parent).
-        self.paths = list(tree.nodes)
         self.sessions = dict(tree.sessions)
         self.preserved: dict[str, tuple[bytes | None, bytes, AclList, int]] = {}
+        self.children: dict[str, tuple[dict[str, int], int]] = {}  # (name -> hash, capacity)
         self.aborted = False  # the tree was replaced wholesale: this view is void
         self._tree = tree
 
     def records(self) -> Iterator[tuple[str, bytes | None, bytes, AclList, int]]:
-        """(path, data, stat, acl, owner) of every node at ``zxid``, parents first."""
-        preserved, nodes = self.preserved, self._tree.nodes
-        for path in self.paths:
+        """(path, data, stat, acl, owner) of every node at ``zxid``, parents first.
+
+        A generator resumed between chunks while the tree changes: each node's children
+        are listed when it is visited, from the saved copy if they changed since.
+        """
+        preserved, saved, nodes = self.preserved, self.children, self._tree.nodes
+        stack = ["/"]
+        while stack:
+            path = stack.pop()
             old = preserved.get(path)
-            if old is not None:
-                yield (path, *old)
-            else:
-                n = nodes[path]
+            n = nodes[path] if old is None else None
+            if n is not None:
                 yield path, n.data, n.stat, n.acl, n.owner
+            else:
+                yield (path, *old)  # type: ignore[misc]
+            kids = saved.get(path)
+            if kids is None:
+                live = n if n is not None else nodes.get(path)
+                kids = (live.children or {}, live.capacity) if live is not None else ({}, 0)
+            if kids[0]:
+                prefix = path if path != "/" else ""
+                stack.extend(prefix + "/" + name for name in reversed(ordered(*kids)))
 
     def close(self) -> None:
         if self._tree.view is self:

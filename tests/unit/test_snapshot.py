@@ -180,3 +180,42 @@ def test_quota_roots_and_usage_are_rebuilt_from_a_snapshot(tmp_path: Path) -> No
     assert loaded.quotas.roots == {"/app"}
     assert loaded.nodes["/zookeeper/quota/app/zookeeper_stats"].data == b"count=3,bytes=7"
     assert state(loaded) == state(tree)
+
+
+def test_children_come_back_reinserted_in_listing_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in ZooKeeper: a snapshot lists each node's children in listing order and loading
+    re-inserts them so, into a set sized for what is left. Exact while the tree changes
+    between chunks, children added and removed under a node not yet written included."""
+    from pyzk.storage import snapshot as snapshot_module
+    from pyzk.tree.java_order import grown, java_hash, ordered
+
+    monkeypatch.setattr(snapshot_module, "CHUNK_ITEMS", 3)
+    tree = DataTree()
+    w = Writer(tree)
+    w.create("/a")
+    w.create("/p")
+    names = [f"n{i:03d}-{chr(97 + i % 26)}" for i in range(40)]
+    for n in names:
+        w.create(f"/p/{n}")
+    for n in names[::3] + names[1::3]:
+        w(DeleteTxn(f"/p/{n}"))
+    listed = tree.nodes["/p"].child_names()
+    before = state(tree)
+    view = tree.begin_snapshot()
+    enc = SnapshotEncoder(view)
+    chunks = [enc.header(), enc.next_chunk() or b""]  # "/", "/a", "/p"... and on
+    w(DeleteTxn(f"/p/{listed[-1]}"))
+    w.create("/p/late")
+    w.create("/a/late")
+    while (c := enc.next_chunk()) is not None:
+        chunks.append(c)
+    chunks.append(enc.footer())
+    view.close()
+    f = tmp_path / f"snapshot.{view.zxid:016x}"
+    f.write_bytes(b"".join(chunks))
+    loaded = read_snapshot(f).tree
+    assert state(loaded) == before
+    expected = ordered({n: java_hash(n) for n in listed}, grown(0, len(listed)))
+    assert loaded.nodes["/p"].child_names() == expected != listed  # a smaller table
