@@ -135,7 +135,9 @@ class Election:
             return [(sender, Notification(state, epoch, vote, self.accepted_epoch))]
         self.max_accepted_seen = max(self.max_accepted_seen, n.accepted_epoch)
         if not self.looking:
-            if n.state == State.LOOKING and my_vote is not None:
+            # A voter has no use for an observer's vote (it only answers observers, so
+            # answering it back would go on forever).
+            if n.state == State.LOOKING and my_vote is not None and self.is_voter:
                 answer = Notification(my_state, self._settled_epoch(), my_vote, self.accepted_epoch)
                 return [(sender, answer)]
             return []
@@ -163,8 +165,10 @@ class Election:
             self._finalize_at = None
             out = self._broadcast()
         elif n.election_epoch < self.logical_clock:
-            # The sender lags: tell it about our round.
-            return [(sender, self._notification())]
+            # The sender lags: tell it about our round. Not from an observer: a voter
+            # only answers an observer, so that would be an endless ping-pong (each of
+            # the observer's resends starting another one).
+            return [(sender, self._notification())] if self.is_voter else []
         elif n.vote.beats(self.proposed):
             self.proposed = n.vote
             self._finalize_at = None

@@ -167,8 +167,10 @@ class Leader(Role):
     def noticed(self, now: int, sender: int, n: Notification) -> None:
         """A voter that promised an epoch above ours can never join us: make way for an
         election, which will pick an epoch above its promise."""
-        epoch = self.epoch if self.epoch is not None else self.peer.accepted_epoch
-        if n.state == State.LOOKING and sender in self.peer.voters and n.accepted_epoch > epoch:
+        if self.epoch is None:
+            return  # not picked yet: it will be above every promise heard of, this one too
+        promised_more = n.accepted_epoch > self.epoch
+        if n.state == State.LOOKING and sender in self.peer.voters and promised_more:
             self.peer.look(now)
 
     def _decide_epoch(self) -> None:

@@ -50,6 +50,7 @@ class Learner(Role):
         self.commit_target = peer.committed
         self.last_heard = now
         self.newleader_zxid = 0
+        self.synced: list[int] = []  # zxids logged during sync, acknowledged at NEWLEADER
         self.next_hello = now
         self._hello(now)
 
@@ -127,6 +128,16 @@ class Learner(Role):
         self.phase = "newleader"
         self.newleader_zxid = msg.zxid
         p.send(self.leader, Ack(self.link, msg.zxid))
+        # What the sync brought of this epoch may be proposals the leader is still
+        # counting acks for (we joined an established leader): without ours, those, and
+        # every later one, might never reach a quorum. (ZooKeeper's learner acks each
+        # proposal it logs during sync, too.) They are on disk: their Readies went first.
+        epoch = epoch_of(msg.zxid)
+        if not self.observer:
+            for zxid in self.synced:
+                if epoch_of(zxid) == epoch:
+                    p.send(self.leader, Ack(self.link, zxid))
+        self.synced = []
 
     def _up_to_date(self, now: int, msg: Message) -> None:
         assert isinstance(msg, UpToDate)
@@ -145,6 +156,8 @@ class Learner(Role):
         p.append(msg.zxid, msg.payload)
         if not self.observer and self.phase in ("newleader", "broadcast"):
             p.send(self.leader, Ack(self.link, msg.zxid))
+        elif self.phase == "sync":
+            self.synced.append(msg.zxid)
 
     def _commit(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Commit)

@@ -32,12 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trace", action="store_true")
     args = p.parse_args(argv)
     seeds = [args.seed] if args.seed is not None else range(args.start, args.start + args.seeds)
-    t0, failed, writes, faults = time.monotonic(), [], 0, 0
+    t0, failed, writes, faults, syncs = time.monotonic(), [], 0, 0, 0
     for seed in seeds:
         try:
             c = run_seed(seed, args.voters, args.observers, args.trace)
             writes += len(c.checker.acked)
             faults += c.faults
+            syncs += c.confirmed_syncs
         except (Violation, AssertionError) as e:
             failed.append(seed)
             print(
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     n = len(seeds)
     print(
-        f"{n - len(failed)}/{n} seeds passed, {writes} acknowledged writes checked, "
-        f"{faults} faults injected, {time.monotonic() - t0:.1f} s"
+        f"{n - len(failed)}/{n} seeds passed, {writes} acknowledged writes and {syncs} "
+        f"sync rounds checked, {faults} faults injected, {time.monotonic() - t0:.1f} s"
     )
     return 1 if failed else 0
 

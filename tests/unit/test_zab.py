@@ -135,3 +135,57 @@ def test_ready_appends_merge() -> None:
     r.add_append((1, b"x"))
     r.add_append((2, b"y"))
     assert r.ops == [Append([(1, b"x"), (2, b"y")])] and r.appended() == [1, 2]
+
+
+def test_a_new_leader_keeps_leading_past_a_promise_it_will_outbid() -> None:
+    """Before it picks its epoch, a voter's higher accepted epoch is no reason to step
+    down: the epoch it picks is above every promise it heard of."""
+    p = peer(3)
+    p.step(0, 1, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    assert p.state == State.LEADING
+    p.ready()
+    p.step(30, 2, Notification(State.LOOKING, 1, Vote(0, 0, 2), 4))  # 2 promised epoch 4
+    assert p.state == State.LEADING
+    p.step(35, 1, FollowerInfo(1, 0, 0, False))  # a quorum: it picks the epoch now
+    infos = [m for _, m in p.ready().messages if isinstance(m, LeaderInfo)]
+    assert infos and infos[0].epoch == 5
+
+
+def test_an_observer_does_not_answer_a_voter_behind_its_round() -> None:
+    """A voter only answers an observer: if the observer answered back, they would
+    exchange notifications forever."""
+    o = Peer(4, VOTERS, frozenset({4}), Durable(), TIMING, random.Random(4), 0)
+    o.step(0, 1, Notification(State.LOOKING, 3, Vote(0, 0, 1), 0))  # round 3: it joins
+    o.ready()
+    o.step(5, 2, Notification(State.LOOKING, 2, Vote(0, 0, 2), 0))  # round 2: behind
+    assert not o.ready().messages
+    v = peer(1)
+    v.ready()
+    v.step(0, 2, Notification(State.LOOKING, 3, Vote(0, 0, 2), 0))
+    v.ready()
+    v.step(5, 3, Notification(State.LOOKING, 2, Vote(0, 0, 3), 0))  # a voter behind
+    assert [to for to, _ in v.ready().messages] == [3]  # is told about our round
+
+
+def test_a_learner_acks_the_proposals_its_sync_brought_once_it_acks_newleader() -> None:
+    """Joining an established leader, a learner gets the proposals still waiting for a
+    quorum in its DIFF: it must ack them, or with enough such learners they (and every
+    later one) never commit. Found by the simulation (5 voters, resyncs)."""
+    from pyzk.zab.messages import Ack, Diff, NewLeader, Proposal
+
+    p = peer(1)
+    p.step(0, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    link = next(m for _, m in p.ready().messages if isinstance(m, FollowerInfo)).link
+    p.step(30, 3, LeaderInfo(link, 5))
+    p.ready()
+    outstanding = [make_zxid(5, 1), make_zxid(5, 2)]
+    p.step(31, 3, Diff(link, 0))
+    for z in outstanding:
+        p.step(32, 3, Proposal(link, z, b"x"))
+    logged = p.ready()
+    assert logged.appended() == outstanding and not logged.messages  # logged, not acked yet
+    p.step(33, 3, NewLeader(link, make_zxid(5, 0)))
+    acks = [m.zxid for _, m in p.ready().messages if isinstance(m, Ack)]
+    assert acks == [make_zxid(5, 0), *outstanding]
