@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import deque
 from collections.abc import Callable
 
 from pyzk.ensemble.messages import AppMessage, Forward, SyncDone, SyncRequest, Touch
@@ -69,7 +70,7 @@ class EnsembleProcessor(Processor):
         self._syncs: list[tuple[int, int, SyncDone]] = []  # (zxid to reach, learner, answer)
         # Leader: syncs waiting for a leadership round to start, then to be confirmed.
         self.unconfirmed: list[tuple[int, SyncRequest]] = []  # (learner or SELF, request)
-        self._confirming: list[tuple[tuple[int, int], int, SyncRequest]] = []
+        self._confirming: deque[tuple[tuple[int, int], int, SyncRequest]] = deque()
 
     # --- roles ------------------------------------------------------------------------
 
@@ -286,7 +287,7 @@ class EnsembleProcessor(Processor):
                 return
             if not ok:
                 return
-            self._confirming.pop(0)
+            self._confirming.popleft()
             self._answer_sync(learner, msg)
 
     def _answer_sync(self, learner: int, msg: SyncRequest) -> None:

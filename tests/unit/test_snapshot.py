@@ -64,6 +64,17 @@ def build(tree: DataTree, w: Writer) -> None:
     w(SetACLTxn("/c", ((1, "world", "anyone"),), 1))
 
 
+def finish(data_dir: Path, enc: SnapshotEncoder, chunks: list[bytes]) -> Path:
+    """Encode the rest of a snapshot begun with ``chunks``, close its view, write it."""
+    while (c := enc.next_chunk()) is not None:
+        chunks.append(c)
+    chunks.append(enc.footer())
+    enc.view.close()
+    f = data_dir / f"snapshot.{enc.view.zxid:016x}"
+    f.write_bytes(b"".join(chunks))
+    return f
+
+
 def test_snapshot_round_trip(tmp_path: Path) -> None:
     tree = DataTree()
     build(tree, Writer(tree))
@@ -89,12 +100,7 @@ def test_view_is_the_tree_at_its_zxid_while_the_tree_changes(tmp_path: Path) -> 
     w.create("/new")
     w(SetDataTxn("/c", b"x", 1))
     chunks = [enc.header(), first or b""]
-    while (c := enc.next_chunk()) is not None:
-        chunks.append(c)
-    chunks.append(enc.footer())
-    view.close()
-    f = tmp_path / f"snapshot.{view.zxid:016x}"
-    f.write_bytes(b"".join(chunks))
+    f = finish(tmp_path, enc, chunks)
     assert state(read_snapshot(f).tree) == before
 
 
@@ -209,12 +215,7 @@ def test_children_come_back_reinserted_in_listing_order(
     w(DeleteTxn(f"/p/{listed[-1]}"))
     w.create("/p/late")
     w.create("/a/late")
-    while (c := enc.next_chunk()) is not None:
-        chunks.append(c)
-    chunks.append(enc.footer())
-    view.close()
-    f = tmp_path / f"snapshot.{view.zxid:016x}"
-    f.write_bytes(b"".join(chunks))
+    f = finish(tmp_path, enc, chunks)
     loaded = read_snapshot(f).tree
     assert state(loaded) == before
     expected = ordered({n: java_hash(n) for n in listed}, grown(0, len(listed)))
