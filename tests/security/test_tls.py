@@ -7,9 +7,13 @@ with ``use_ssl`` and raw ``ssl`` sockets; certificates are made for the test ses
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import struct
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +113,68 @@ def test_a_tls_client_with_a_trusted_certificate_reads_and_writes(
         zk.delete("/tls-crud")
     finally:
         zk.stop()
+
+
+ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
+# zkCli.sh's classpath has the jar and what its manifest names; the Netty client socket
+# needs a few more of Debian's jars (and a logger, so that failures show).
+ZKCLI_CLASSPATH = ":".join(
+    ["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"]
+    + [f"/usr/share/java/{j}.jar" for j in ("netty-codec", "netty-resolver", "slf4j-simple")]
+)
+
+
+@pytest.mark.skipif(not ZKCLI.exists(), reason="zkCli.sh not installed")
+def test_zkcli_works_over_tls_with_a_client_certificate(secure: SecureServer, certs: Certs) -> None:
+    """zkCli.sh as ZooKeeper's admin guide sets it up for TLS (Netty client socket,
+    zookeeper.client.secure, PEM stores): the same answers from pyzk and ZooKeeper,
+    whoami showing the certificate's x509 id."""
+    flags = [
+        f"-cp {ZKCLI_CLASSPATH}",  # after zkCli.sh's own -cp, so it wins
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+        "-Dzookeeper.client.secure=true",
+        f"-Dzookeeper.ssl.keyStore.location={certs.client.keystore}",
+        "-Dzookeeper.ssl.keyStore.type=PEM",
+        f"-Dzookeeper.ssl.trustStore.location={certs.ca}",
+        "-Dzookeeper.ssl.trustStore.type=PEM",
+        "-Dzookeeper.ssl.hostnameVerification=false",  # the test certificate names no host
+    ]
+    cli = subprocess.Popen(
+        [str(ZKCLI), "-server", secure.secure_hosts],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CLIENT_JVMFLAGS": " ".join(flags)},
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(cli.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        # Commands typed before the TLS session is up would fail with ConnectionLoss.
+        deadline = time.monotonic() + 30
+        while not any("SyncConnected" in line for line in lines):
+            assert time.monotonic() < deadline and cli.poll() is None, "".join(lines[-20:])
+            time.sleep(0.1)
+        assert cli.stdin is not None
+        cli.stdin.write("create /zkcli-tls hello\nget /zkcli-tls\nwhoami\nls /\nquit\n")
+        cli.stdin.close()
+        cli.wait(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        reader.join(10)
+    out = [line.rstrip("\n") for line in lines]
+    assert "Created /zkcli-tls" in out and "hello" in out, out[-20:]
+    assert "x509: CN=alice,OU=tests,O=pyzk" in out
+    assert any(line.startswith("[") and "zkcli-tls" in line for line in out)
+    admin = KazooClient(hosts=secure.srv.hosts, timeout=10.0)
+    admin.start(timeout=WAIT_S)
+    try:
+        admin.delete("/zkcli-tls")  # the module's servers are shared
+    finally:
+        admin.stop()
 
 
 def test_the_plain_port_serves_beside_the_secure_one(secure: SecureServer) -> None:
