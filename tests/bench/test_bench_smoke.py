@@ -87,8 +87,10 @@ def test_the_json_has_headline_figures_for_both_servers(
     for r in doc["results"]:
         for kind in ("zookeeper", "pyzk"):
             assert "error" not in r[kind], (r["workload"], kind, r[kind].get("error"))
+            unmeasured = r[kind].get("not_comparable", {})  # each with its reason
             for m in r["headline"]:
-                assert isinstance(r[kind][m["key"]], int | float), (r["workload"], m["key"])
+                if m["key"] not in unmeasured:
+                    assert isinstance(r[kind][m["key"]], int | float), (r["workload"], m["key"])
         assert all(isinstance(v, float) for v in r["ratios"].values())
         # every headline figure has a ratio, unless a workload said why it cannot
         why_not = {k for kind in ("zookeeper", "pyzk") for k in r[kind].get("not_comparable", {})}
