@@ -28,7 +28,7 @@ from pyzk.jute.codes import CreateMode, Err, OpCode, Perms
 from pyzk.pipeline.acl import AuthInfo, fixup_acl
 from pyzk.pipeline.errors import KeeperError
 from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
-from pyzk.tree.node import CONTAINER_OWNER, STAT, is_session_owner, ttl_owner
+from pyzk.tree.node import CONTAINER_OWNER, STAT, data_of, is_session_owner, ttl_owner
 from pyzk.tree.paths import parent_of, path_error
 from pyzk.tree.quota import exceeded, limit_path, parse_stats, stat_path
 from pyzk.tree.txn import (
@@ -48,6 +48,8 @@ from pyzk.tree.txn import (
 
 # Nodes no client may delete (DataTree.isSpecialPath).
 SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
+
+_STAT_AT = STAT.unpack_from
 
 
 @dataclass(slots=True)
@@ -114,14 +116,15 @@ class Prep:
         """The future state of ``path``; NONODE when it does not (or will not) exist."""
         rec = self._pending.get(path)
         if rec is None:
-            node = self.tree.get(path)
+            tree = self.tree
+            node = tree.nodes.get(path)
             if node is None:
                 raise KeeperError(Err.NONODE, path)
-            f = STAT.unpack(node.stat)
+            f = _STAT_AT(node)
             n = f[9]
-            rec = Pending(
-                -1, path, True, f[4], f[6], (f[5] + n) // 2, n, node.owner, node.acl, f[8]
-            )
+            owner = tree.owner_of(path, node)
+            acl = tree.acl_of(node)
+            rec = Pending(-1, path, True, f[4], f[6], (f[5] + n) // 2, n, owner, acl, f[8])
         elif not rec.exists:
             raise KeeperError(Err.NONODE, path)
         return rec
@@ -392,7 +395,8 @@ class Prep:
         usage = self.tree.get(stat_path(prefix))
         if limits is None or usage is None:
             return
-        if exceeded(parse_stats(limits.data), parse_stats(usage.data), count_diff, bytes_diff):
+        limit, used = parse_stats(data_of(limits)), parse_stats(data_of(usage))
+        if exceeded(limit, used, count_diff, bytes_diff):
             raise KeeperError(Err.QUOTAEXCEEDED, prefix)
 
     @staticmethod

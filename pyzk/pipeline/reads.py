@@ -17,10 +17,10 @@ from pyzk.pipeline.acl import masked_for_reader
 from pyzk.pipeline.connection import ClientConnection
 from pyzk.pipeline.errors import KeeperError
 from pyzk.pipeline.requests import MULTI_READ_RECORDS, decode_multi
-from pyzk.pipeline.wire import acl_vector, buffer, notification, strings, ustring
+from pyzk.pipeline.wire import acl_vector, notification, strings, ustring
 from pyzk.tree.datatree import DataTree
 from pyzk.tree.java_order import java_hash_order
-from pyzk.tree.node import Node
+from pyzk.tree.node import STAT_SIZE, data_and_stat
 from pyzk.tree.watches import NoParent, WatchMode
 
 _LEN = struct.Struct(">i").unpack_from
@@ -51,41 +51,40 @@ def exists(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
         raise KeeperError(Err.BADARGUMENTS, path)
     if watch:  # an exists watch is set whether or not the node exists
         tree.watches.data.add(path, conn)
-    node = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
-    if node is None:
+    rec = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
+    if rec is None:
         raise KeeperError(Err.NONODE, path)
-    return node.stat
+    return rec[:STAT_SIZE]
 
 
-def _readable(tree: DataTree, conn: ClientConnection, path: str, perm: int = Perms.READ) -> Node:
-    """The node at ``path`` if the connection may read it: NONODE, then NOAUTH."""
-    node = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
-    if node is None:
+def _readable(tree: DataTree, conn: ClientConnection, path: str, perm: int = Perms.READ) -> bytes:
+    """The record at ``path`` if the connection may read it: NONODE, then NOAUTH."""
+    rec = tree.nodes.get(path or "/")  # "" names the root too, as in ZooKeeper
+    if rec is None:
         raise KeeperError(Err.NONODE, path)
-    conn.auth.check(node.acl, perm)
-    return node
+    conn.auth.check(tree.acl_of(rec), perm)
+    return rec
 
 
 def get_data(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     path, watch = path_watch(frame)
-    node = _readable(tree, conn, path)
+    rec = _readable(tree, conn, path)
     if watch:
         tree.watches.data.add(path, conn)
-    return buffer(node.data) + node.stat
+    return data_and_stat(rec)
 
 
 def get_children(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     path, watch = path_watch(frame)
-    node = _readable(tree, conn, path)
+    _readable(tree, conn, path)
     if watch:
         tree.watches.child.add(path, conn)
-    return strings(node.child_names())
+    return strings(tree.child_names(path or "/"))
 
 
 def get_children2(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     body = get_children(tree, conn, frame)
-    node = tree.nodes[path_watch(frame)[0] or "/"]
-    return body + node.stat
+    return body + tree.nodes[path_watch(frame)[0] or "/"][:STAT_SIZE]
 
 
 def sync(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
@@ -117,10 +116,10 @@ def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
         sw, persistent = r.SetWatches.decode(frame, 8)[0], {}
     rel = sw.relativeZxid
     for path in sw.dataWatches:
-        node = tree.nodes.get(path)
-        if node is None:
+        rec = tree.nodes.get(path)
+        if rec is None:
             conn.queue(notification(EventType.NodeDeleted, path))
-        elif struct.unpack_from(">q", node.stat, 8)[0] > rel:  # mzxid
+        elif struct.unpack_from(">q", rec, 8)[0] > rel:  # mzxid
             conn.queue(notification(EventType.NodeDataChanged, path))
         else:
             tree.watches.data.add(path, conn)
@@ -130,10 +129,10 @@ def set_watches(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
         else:
             tree.watches.data.add(path, conn)
     for path in sw.childWatches:
-        node = tree.nodes.get(path)
-        if node is None:
+        rec = tree.nodes.get(path)
+        if rec is None:
             conn.queue(notification(EventType.NodeDeleted, path))
-        elif struct.unpack_from(">q", node.stat, 60)[0] > rel:  # pzxid
+        elif struct.unpack_from(">q", rec, 60)[0] > rel:  # pzxid
             conn.queue(notification(EventType.NodeChildrenChanged, path))
         else:
             tree.watches.child.add(path, conn)
@@ -189,18 +188,18 @@ def multi_read(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     for op, req in decode_multi(frame, 8, MULTI_READ_RECORDS):
         assert isinstance(req, r.PathWatchRequest)
         try:
-            node = _readable(tree, conn, req.path)
+            rec = _readable(tree, conn, req.path)
         except KeeperError as e:
             out.append(_MULTI_HDR(-1, False, e.code) + _INT(e.code))
             continue
         if op == OpCode.getData:
             if req.watch:
                 tree.watches.data.add(req.path, conn)
-            out.append(_MULTI_HDR(op, False, 0) + buffer(node.data) + node.stat)
+            out.append(_MULTI_HDR(op, False, 0) + data_and_stat(rec))
         else:
             if req.watch:
                 tree.watches.child.add(req.path, conn)
-            out.append(_MULTI_HDR(op, False, 0) + strings(node.child_names()))
+            out.append(_MULTI_HDR(op, False, 0) + strings(tree.child_names(req.path or "/")))
     out.append(_MULTI_DONE)
     return b"".join(out)
 
@@ -208,9 +207,11 @@ def multi_read(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
 def get_acl(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:
     """The ACL and Stat; READ or ADMIN needed, and without ADMIN digests are masked."""
     path = path_only(frame)
-    node = _readable(tree, conn, path, Perms.READ | Perms.ADMIN)
-    acl = node.acl if conn.auth.allows(node.acl, Perms.ADMIN) else masked_for_reader(node.acl)
-    return acl_vector(acl) + node.stat
+    rec = _readable(tree, conn, path, Perms.READ | Perms.ADMIN)
+    acl = tree.acl_of(rec)
+    if not conn.auth.allows(acl, Perms.ADMIN):
+        acl = masked_for_reader(acl)
+    return acl_vector(acl) + rec[:STAT_SIZE]
 
 
 def get_all_children_number(tree: DataTree, conn: ClientConnection, frame: bytes) -> bytes:

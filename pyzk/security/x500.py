@@ -11,21 +11,22 @@ X509AuthenticationProvider.isValid uses to accept an id in an ACL.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:  # cryptography is imported with the first certificate: start-up time
+    from cryptography import x509
 
-# AVAKeyword's RFC 2253 keywords: the only ones getName() prints by name.
+# AVAKeyword's RFC 2253 keywords, by OID: the only ones getName() prints by name.
 _RFC2253_KEYWORDS = {
-    NameOID.COMMON_NAME: "CN",
-    NameOID.COUNTRY_NAME: "C",
-    NameOID.LOCALITY_NAME: "L",
-    NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-    NameOID.STREET_ADDRESS: "STREET",
-    NameOID.DOMAIN_COMPONENT: "DC",
-    NameOID.USER_ID: "UID",
+    "2.5.4.3": "CN",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.9": "STREET",
+    "0.9.2342.19200300.100.1.25": "DC",
+    "0.9.2342.19200300.100.1.1": "UID",
 }
 # The keywords X500Principal(String) accepts (AVAKeyword, RFC 1779 and RFC 2253).
 _PARSE_KEYWORDS = frozenset(
@@ -70,7 +71,7 @@ def _der_value(attr: x509.NameAttribute[str | bytes]) -> bytes:
 
 
 def _ava(attr: x509.NameAttribute[str | bytes]) -> str:
-    keyword = _RFC2253_KEYWORDS.get(attr.oid)
+    keyword = _RFC2253_KEYWORDS.get(attr.oid.dotted_string)
     if keyword is None:
         return f"{attr.oid.dotted_string}=#{_der_value(attr).hex()}"
     value = attr.value if isinstance(attr.value, str) else attr.value.decode("latin-1")
@@ -84,7 +85,9 @@ def rfc2253(name: x509.Name) -> str:
 
 def subject_id(der_cert: bytes) -> str:
     """The x509 id of a client certificate (X509AuthenticationProvider.getClientId)."""
-    return rfc2253(x509.load_der_x509_certificate(der_cert).subject)
+    from cryptography.x509 import load_der_x509_certificate
+
+    return rfc2253(load_der_x509_certificate(der_cert).subject)
 
 
 _OID = re.compile(r"(?:OID\.)?[0-9]+(?:\.[0-9]+)+", re.IGNORECASE)

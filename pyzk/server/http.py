@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def describe(e: OSError) -> str:
@@ -19,6 +21,8 @@ async def start_site(
 
     A port that cannot be bound raises OSError naming the config ``key`` that chose it.
     """
+    from aiohttp import web  # imported with the first listener: see server.runner
+
     runner = web.AppRunner(app, access_log=None)  # no log line per request
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -19,11 +19,8 @@ from typing import Protocol
 
 from pyzk import __version__
 from pyzk.config import PROMETHEUS_PROVIDER, Config
-from pyzk.server.admin_listener import AdminListener
 from pyzk.server.http import describe
-from pyzk.server.metrics_listener import MetricsListener
 from pyzk.server.node import Server
-from pyzk.server.quorum import QuorumServer
 
 log = logging.getLogger("pyzk")
 
@@ -38,7 +35,14 @@ class _Listener(Protocol):
 
 async def serve(cfg: Config) -> int:
     """Run until SIGTERM/SIGINT; 0 after a clean shutdown, 1 if it had to be forced."""
-    server = Server(cfg) if cfg.standalone else QuorumServer(cfg)
+    if cfg.standalone:
+        server = Server(cfg)
+    else:
+        # Imported here, as the HTTP listeners below are: start-up time is part of what
+        # pyzk offers, and a standalone server (or one without them) need not pay for it.
+        from pyzk.server.quorum import QuorumServer
+
+        server = QuorumServer(cfg)
     try:
         await server.start()
     except OSError as e:
@@ -60,12 +64,16 @@ async def serve(cfg: Config) -> int:
 
 async def _start_http(cfg: Config, server: Server, listeners: list[_Listener]) -> None:
     if cfg.admin_enable:
+        from pyzk.server.admin_listener import AdminListener
+
         admin = AdminListener(
             server.ops, cfg.admin_server_address, cfg.admin_server_port, cfg.admin_command_url
         )
         await admin.start()
         listeners.append(admin)
     if cfg.metrics_provider == PROMETHEUS_PROVIDER:
+        from pyzk.server.metrics_listener import MetricsListener
+
         metrics = MetricsListener(server.ops, cfg.metrics_host, cfg.metrics_port)
         await metrics.start()
         listeners.append(metrics)

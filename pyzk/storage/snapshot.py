@@ -6,17 +6,18 @@ A snapshot lives in ``dataDir`` as ``snapshot.<last zxid, 16 hex digits>``::
 
     file    := header body footer
     header  := "PZKS" version:u16 flags:u16 zxid:u64                 (16 bytes)
-    body    := item*                                                 (a msgpack stream)
-    item    := ["a", id, [[perms, scheme, id], ...]]                  an ACL list, by id
-             | ["n", [path...], [data...], [stat...], [acl_id...], [owner...]]
-                                                                     up to CHUNK_ITEMS znodes
-             | ["s", [session_id...], [timeout_ms...]]               the live sessions
+    body    := acls family* sessions                                 (a msgpack stream)
+    acls    := ["a", [[[perms, scheme, id], ...], ...]]               the ACL table, by id
+    family  := ["k", parent, [path...], [record...], [index, owner, ...]]
+    sessions:= ["s", [session_id...], [timeout_ms...]]
     footer  := items:u64 crc:u32 "PZKE"                               (16 bytes)
     crc     := CRC32C of the body
 
-Nodes come parents first, in columns (one list per field) so that msgpack decodes a
-chunk of thousands of nodes in one C call; ``stat`` is the 68-byte jute Stat, ``owner``
-the raw ephemeralOwner. An ACL list is written once, before the first chunk using it.
+A family is up to CHUNK_ITEMS children of ``parent`` (full paths) in the order
+ZooKeeper lists them, with their records as the tree keeps them (``pyzk.tree.node``:
+Stat, ACL id, data), and the raw ephemeralOwner of those that have one. Families come
+parents first; the root is the one child of the parent "". Loading is then mostly C
+work: msgpack decodes a family in one call and the tree takes its lists whole.
 
 The file is written as ``<name>.tmp``, fsynced, then renamed, so a snapshot either
 exists whole or not at all; the checksum catches later damage, and recovery then falls
@@ -37,12 +38,13 @@ import msgpack
 
 from pyzk.storage.wal import fsync_dir, zxid_of
 from pyzk.tree.datatree import DataTree
-from pyzk.tree.snapshot_view import SnapshotView, tree_from_columns
+from pyzk.tree.node import record
+from pyzk.tree.snapshot_view import Family, SnapshotView, tree_from_families
 from pyzk.tree.txn import AclList
 
 MAGIC = b"PZKS"
 END_MAGIC = b"PZKE"
-VERSION = 2
+VERSION = 3  # packed records in families; 2 (columns of fields) is still read
 HEADER = struct.Struct(">4sHHQ")
 FOOTER = struct.Struct(">QI4s")
 PREFIX = "snapshot."
@@ -73,47 +75,30 @@ class SnapshotEncoder:
 
     def __init__(self, view: SnapshotView) -> None:
         self.view = view
-        self._records = view.records()
-        self._acl_ids: dict[AclList, int] = {}
+        self._families = view.families(CHUNK_ITEMS)
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self.crc = 0
         self.items = 0
-        self._sessions_done = False
+        self._stage = "acls"
 
     def header(self) -> bytes:
         return HEADER.pack(MAGIC, VERSION, 0, self.view.zxid)
 
     def next_chunk(self) -> bytes | None:
         """The next piece of the body, or None when the body is complete."""
-        out: list[bytes] = []
-        pack, acl_ids = self._pack, self._acl_ids
-        paths: list[str] = []
-        datas: list[bytes | None] = []
-        stats: list[bytes] = []
-        aids: list[int] = []
-        owners: list[int] = []
-        for path, data, stat, acl, owner in self._records:
-            aid = acl_ids.get(acl)
-            if aid is None:
-                aid = acl_ids[acl] = len(acl_ids)
-                out.append(pack(["a", aid, [list(e) for e in acl]]))
-            paths.append(path)
-            datas.append(data)
-            stats.append(stat)
-            aids.append(aid)
-            owners.append(owner)
-            if len(paths) >= CHUNK_ITEMS:
-                break
-        if paths:
-            out.append(pack(["n", paths, datas, stats, aids, owners]))
-        elif not self._sessions_done:
-            self._sessions_done = True
+        if self._stage == "acls":
+            self._stage = "families"
+            item: list[Any] = ["a", [[list(e) for e in acl] for acl in self.view.acls]]
+        elif self._stage == "families" and (family := next(self._families, None)):
+            item = ["k", *family]
+        elif self._stage != "done":
+            self._stage = "done"
             sessions = self.view.sessions
-            out.append(pack(["s", list(sessions), list(sessions.values())]))
+            item = ["s", list(sessions), list(sessions.values())]
         else:
             return None
-        self.items += len(paths) or len(self.view.sessions)
-        chunk = b"".join(out)
+        self.items += 1
+        chunk: bytes = self._pack(item)
         self.crc = crc32c.crc32c(chunk, self.crc)
         return chunk
 
@@ -184,30 +169,65 @@ def read_snapshot(path: Path) -> Loaded:
         raise SnapshotError(f"{path}: too short to be a snapshot")
     magic, version, _, zxid = HEADER.unpack_from(data)
     _items, crc, end = FOOTER.unpack_from(data, len(data) - FOOTER.size)
-    if magic != MAGIC or version != VERSION or end != END_MAGIC:
+    if magic != MAGIC or version not in (2, VERSION) or end != END_MAGIC:
         raise SnapshotError(f"{path}: bad header or footer")
     body = memoryview(data)[HEADER.size : len(data) - FOOTER.size]
     if crc32c.crc32c(body) != crc:
         raise SnapshotError(f"{path}: checksum mismatch")
-    tree = tree_from_columns(zxid, _columns(body))
+    tree = _load(zxid, body) if version == VERSION else _load_v2(zxid, body)
     return Loaded(zxid, tree)
 
 
-def _columns(body: memoryview) -> Iterator[tuple[Any, ...]]:
-    """The body's chunks: ("n", paths, datas, stats, acls, owners) and ("s", ids, timeouts),
-    with ACL ids already resolved to ACL lists."""
-    acls: dict[int, AclList] = {}
+def _load(zxid: int, body: memoryview) -> DataTree:
     unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(body) + 1)
     unpacker.feed(body)
     try:
-        for item in unpacker:
-            kind = item[0]
-            if kind == "n":
-                _, paths, datas, stats, aids, owners = item
-                yield "n", paths, datas, stats, [acls[a] for a in aids], owners
-            elif kind == "a":
-                acls[item[1]] = tuple(tuple(e) for e in item[2])
-            elif kind == "s":
-                yield item
-    except (ValueError, KeyError, TypeError, msgpack.UnpackException) as e:
+        kind, table = next(unpacker)
+        if kind != "a":
+            raise SnapshotError("the body does not start with the ACL table")
+        acls = [tuple(tuple(e) for e in acl) for acl in table]
+        sessions: dict[int, int] = {}
+        tree = tree_from_families(zxid, acls, _families(unpacker, sessions), sessions)
+    except (ValueError, KeyError, TypeError, IndexError, StopIteration) as e:
         raise SnapshotError(f"undecodable snapshot body: {e}") from e
+    except msgpack.UnpackException as e:
+        raise SnapshotError(f"undecodable snapshot body: {e}") from e
+    return tree
+
+
+def _load_v2(zxid: int, body: memoryview) -> DataTree:
+    """A snapshot of format 2: nodes depth first, in columns of fields, ACLs by id."""
+    unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(body) + 1)
+    unpacker.feed(body)
+    table: list[AclList] = []
+    ids: dict[int, int] = {}  # the file's ACL id -> index in table
+    families: list[Family] = []
+    sessions: dict[int, int] = {}
+    try:
+        for item in unpacker:
+            if item[0] == "a":
+                ids[item[1]] = len(table)
+                table.append(tuple(tuple(e) for e in item[2]))
+            elif item[0] == "n":
+                for path, data, stat, aid, owner in zip(*item[1:], strict=True):
+                    parent = "" if path == "/" else path[: path.rfind("/")] or "/"
+                    rec = record(stat, ids[aid], data)
+                    families.append((parent, [path], [rec], [0, owner] if owner else []))
+            elif item[0] == "s":
+                sessions.update(zip(item[1], item[2], strict=True))
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise SnapshotError(f"undecodable snapshot body: {e}") from e
+    except msgpack.UnpackException as e:
+        raise SnapshotError(f"undecodable snapshot body: {e}") from e
+    return tree_from_families(zxid, table, iter(families), sessions)
+
+
+def _families(unpacker: msgpack.Unpacker, sessions: dict[int, int]) -> Iterator[Family]:
+    """The body's families; the sessions item, last, fills ``sessions``."""
+    for item in unpacker:
+        if item[0] == "k":
+            yield item[1:]
+        elif item[0] == "s":
+            sessions.update(zip(item[1], item[2], strict=True))
+        else:
+            raise SnapshotError(f"unknown snapshot item {item[0]!r}")

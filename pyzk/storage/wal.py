@@ -33,6 +33,7 @@ Theory of operation
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -210,11 +211,20 @@ class LogTail:
 
 
 def read_file(path: Path, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail]:
-    """Valid (zxid, payload) records of one log file, then its :class:`LogTail`."""
-    data = path.read_bytes()
-    if len(data) < HEADER.size:
-        yield LogTail(path, 0, "no header")
-        return
+    """Valid (zxid, payload) records of one log file, then its :class:`LogTail`.
+
+    The file is mapped, not read: most of a fresh file is preallocated zeros, and start-up
+    should touch only the pages that hold records.
+    """
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size < HEADER.size:
+            yield LogTail(path, 0, "no header")
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield from _records(path, data, is_last)
+
+
+def _records(path: Path, data: mmap.mmap, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail]:
     magic, version, _, _ = HEADER.unpack_from(data)
     if magic != MAGIC or version != VERSION:
         raise LogCorruptError(f"{path}: not a pyzk transaction log (bad header)")
@@ -231,7 +241,7 @@ def read_file(path: Path, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail
         pos += HEAD + length
 
 
-def _check_record(data: bytes, pos: int, end: int) -> str | None:
+def _check_record(data: mmap.mmap, pos: int, end: int) -> str | None:
     if pos == end:
         return "end"
     if end - pos < HEAD:
@@ -247,7 +257,7 @@ def _check_record(data: bytes, pos: int, end: int) -> str | None:
     return None
 
 
-def _refuse_if_middle(path: Path, data: bytes, pos: int, is_last: bool, problem: str) -> None:
+def _refuse_if_middle(path: Path, data: mmap.mmap, pos: int, is_last: bool, problem: str) -> None:
     """Damage is a tail only if no data follows the damaged record, here or in a later file.
 
     Writes only ever append, so a torn write leaves a prefix of a record and zeros after
@@ -257,7 +267,7 @@ def _refuse_if_middle(path: Path, data: bytes, pos: int, is_last: bool, problem:
     where = f"{path} at offset {pos}"
     if not is_last:
         raise LogCorruptError(f"{problem} in {where}, and later log files follow")
-    written_end = len(data.rstrip(b"\0"))
+    written_end = len(data[:].rstrip(b"\0"))  # a copy, but only when the log is damaged
     length = RECORD.unpack_from(data, pos)[0] if len(data) - pos >= HEAD else 0
     record_end = pos + HEAD + min(length, MAX_RECORD)
     if record_end < written_end:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pyzk.jute.records import Stat
 from pyzk.storage.snapshot import SnapshotError, read_snapshot
+from pyzk.tree.node import STAT_SIZE, data_of
 
 
 def dump(path: Path, with_data: bool, out: list[str]) -> int:
@@ -23,8 +24,8 @@ def dump(path: Path, with_data: bool, out: list[str]) -> int:
         return 1
     tree = loaded.tree
     out.append(f"ZNode Details (count={tree.node_count()}, zxid=0x{loaded.zxid:x}):")
-    for p, node in tree.nodes.items():
-        st = Stat.from_bytes(node.stat)
+    for p, rec in tree.nodes.items():
+        st = Stat.from_bytes(rec[:STAT_SIZE])
         out.append("----")
         out.append(p)
         for field in ("czxid", "mzxid", "pzxid"):
@@ -36,8 +37,9 @@ def dump(path: Path, with_data: bool, out: list[str]) -> int:
         out.append(f"  aversion = {st.aversion}")
         out.append(f"  ephemeralOwner = 0x{st.ephemeralOwner & (2**64 - 1):x}")
         out.append(f"  dataLength = {st.dataLength}")
-        if with_data and node.data is not None:
-            out.append(f"  data = {base64.b64encode(node.data).decode()}")
+        data = data_of(rec)
+        if with_data and data is not None:
+            out.append(f"  data = {base64.b64encode(data).decode()}")
     out.append("----")
     out.append(f"Session Details (sid, timeout, ephemeralCount): {len(tree.sessions)}")
     for sid, timeout in tree.sessions.items():

@@ -3,7 +3,9 @@
 Theory of operation
 -------------------
 Mirrors ZooKeeper's ``DataTree``. Nodes live in one flat dict keyed by full path (as
-ZooKeeper's NodeHashMap), each parent holding the names of its children.
+ZooKeeper's NodeHashMap), each a packed record (see :mod:`pyzk.tree.node`); the nodes
+that have children also have a :class:`~pyzk.tree.node.Kids` in ``kids``. ACL lists are
+kept once each in a table that records name by index.
 
 :meth:`DataTree.apply` is the **only mutator**. It takes a :class:`~pyzk.tree.txn.Txn`
 that the prepare stage built, changes the tree, and returns what happened (for the
@@ -17,7 +19,7 @@ code and leave the tree unchanged, and cversion/pzxid only ever move forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +34,22 @@ from pyzk.tree.node import (
     NUM_CHILDREN,
     PZXID,
     STAT,
+    STAT_SIZE,
     VERSION,
-    Node,
+    Kids,
+    acl_id_of,
+    creates,
+    data_length,
+    data_of,
+    fields,
+    name_cut,
     new_stat,
+    record,
+    restat,
+    stat_owner,
     ttl_of,
 )
-from pyzk.tree.paths import join, split
+from pyzk.tree.paths import split
 from pyzk.tree.quota import (
     BYTES,
     COUNT,
@@ -97,25 +109,69 @@ class Applied:
 
 class DataTree:
     def __init__(self) -> None:
-        self.nodes: dict[str, Node] = {}
+        self.nodes: dict[str, bytes] = {}  # path -> record
+        self.kids: dict[str, Kids] = {}  # path -> its children, for nodes that had any
         # session id -> its ephemeral paths, in creation order (getEphemerals shows it)
         self.ephemerals: dict[int, dict[str, None]] = {}
         self.sessions: dict[int, int] = {}  # live session id -> timeout (ms): durable state
-        # Containers and TTL nodes, for the reaper (DataTree.getContainers / getTtls).
+        # Containers and TTL nodes, for the reaper (DataTree.getContainers / getTtls); a TTL
+        # node's raw ephemeralOwner holds its TTL, which its Stat does not show.
         self.containers: dict[str, None] = {}
-        self.ttls: dict[str, None] = {}
+        self.ttls: dict[str, int] = {}
         self.quotas = QuotaIndex()  # paths with a quota (their zookeeper_limits exists)
         self.watches = WatchManager()
         self.last_zxid = 0  # the last zxid applied (ZooKeeper's lastProcessedZxid)
         self.data_size = 0  # sum of path and data lengths ("approximate_data_size")
-        self._acl_cache: dict[AclList, AclList] = {}
+        self.acls: list[AclList] = []  # ACL id -> list (ReferenceCountedACLCache)
+        self._acl_ids: dict[AclList, int] = {}
         self.view: SnapshotView | None = None  # a snapshot being written, if any
         self._init_system_nodes()
 
     # --- reads ------------------------------------------------------------------------
 
-    def get(self, path: str) -> Node | None:
+    def get(self, path: str) -> bytes | None:
+        """The record of the node at ``path`` (see :mod:`pyzk.tree.node`)."""
         return self.nodes.get(path)
+
+    def acl_of(self, rec: bytes) -> AclList:
+        return self.acls[acl_id_of(rec)]
+
+    def owner_of(self, path: str, rec: bytes) -> int:
+        """The raw ephemeralOwner: a session id, the container marker or a TTL's."""
+        owner = stat_owner(rec)
+        if owner or not (self.containers or self.ttls):
+            return owner
+        if path in self.containers:
+            return CONTAINER_OWNER
+        return self.ttls.get(path, 0)
+
+    def child_paths(self, path: str) -> Iterable[str]:
+        """The children's full paths, in insertion order."""
+        kids = self.kids.get(path)
+        return kids.names if kids is not None else ()
+
+    def child_names(self, path: str) -> list[str]:
+        """The children's names in the order ZooKeeper lists them."""
+        kids = self.kids.get(path)
+        if not kids or not kids.names:
+            return []
+        cut = name_cut(path)
+        return [p[cut:] for p in kids.listing(cut)]
+
+    def num_children(self, path: str) -> int:
+        kids = self.kids.get(path)
+        return len(kids.names) if kids is not None else 0
+
+    # Whole fields, for tools and tests (the hot paths read records directly).
+
+    def data(self, path: str) -> bytes | None:
+        return data_of(self.nodes[path])
+
+    def stat(self, path: str) -> bytes:
+        return self.nodes[path][:STAT_SIZE]
+
+    def acl(self, path: str) -> AclList:
+        return self.acl_of(self.nodes[path])
 
     def begin_snapshot(self) -> SnapshotView:
         """A consistent view at the current zxid (one at a time)."""
@@ -128,40 +184,41 @@ class DataTree:
     def set_config(self, data: bytes) -> None:
         """Publish the membership in /zookeeper/config (each server writes its own view,
         outside the txn log, as ZooKeeper's QuorumPeer does)."""
-        node = self.nodes[CONFIG]
-        f = node.fields()
+        rec = self.nodes[CONFIG]
+        f = fields(rec)
         self.data_size += len(data) - f[DATA_LENGTH]
         f[DATA_LENGTH] = len(data)
-        node.stat = STAT.pack(*f)
-        node.data = data
+        self.nodes[CONFIG] = record(STAT.pack(*f), acl_id_of(rec), data)
 
     def replace_contents(self, other: DataTree) -> None:
         """Become ``other`` (a state reloaded or received whole), keeping our watches."""
         if self.view is not None:
             self.view.aborted = True
             self.view = None
-        config = self.nodes[CONFIG].data
-        self.nodes, self.ephemerals, self.sessions = other.nodes, other.ephemerals, other.sessions
+        config = self.data(CONFIG)
+        self.nodes, self.kids = other.nodes, other.kids
+        self.ephemerals, self.sessions = other.ephemerals, other.sessions
         self.last_zxid, self.data_size = other.last_zxid, other.data_size
         self.containers, self.ttls, self.quotas = other.containers, other.ttls, other.quotas
-        self._acl_cache = other._acl_cache
+        self.acls, self._acl_ids = other.acls, other._acl_ids
         if config:
             self.set_config(config)  # membership is this server's, not the leader's state
 
-    def _cow(self, path: str, node: Node) -> None:
-        """Keep a node's fields for the snapshot being written before changing them."""
+    def _cow(self, path: str, rec: bytes) -> None:
+        """Keep a node's record for the snapshot being written before changing it."""
         view = self.view
         if view is not None and path not in view.preserved:
-            view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
+            view.preserved[path] = (rec, self.owner_of(path, rec))
 
-    def _cow_parent(self, path: str, node: Node) -> None:
+    def _cow_parent(self, path: str, rec: bytes) -> None:
         """As :meth:`_cow`, before a child is added or removed: the children too."""
         view = self.view
         if view is not None:
             if path not in view.preserved:
-                view.preserved[path] = (node.data, node.stat, node.acl, node.owner)
+                view.preserved[path] = (rec, self.owner_of(path, rec))
             if path not in view.children:
-                view.children[path] = (dict(node.children or {}), node.capacity)
+                kids = self.kids.get(path)
+                view.children[path] = kids.copy() if kids is not None else None
 
     def descendant_count(self, path: str) -> int:
         """Nodes below ``path`` at any depth (DataTree.getAllChildrenNumber).
@@ -173,13 +230,12 @@ class DataTree:
             return len(self.nodes)
         if path == "/":
             return len(self.nodes) - 1
-        count, stack = 0, [path]
+        count, stack, kids = 0, [path], self.kids
         while stack:
-            p = stack.pop()
-            node = self.nodes.get(p)
-            if node is not None and node.children:
-                count += len(node.children)
-                stack.extend(p + "/" + c for c in node.children)
+            k = kids.get(stack.pop())
+            if k is not None and k.names:
+                count += len(k.names)
+                stack.extend(k.names)
         return count
 
     def reap_candidates(self, wall_ms: int, max_never_used_ms: int = 0) -> list[str]:
@@ -191,18 +247,18 @@ class DataTree:
         """
         out: list[str] = []
         for path in self.containers:
-            node = self.nodes.get(path)
-            if node is None or node.children:
+            rec = self.nodes.get(path)
+            if rec is None or self.num_children(path):
                 continue
-            f = node.fields()
-            if node.creates() > 0 or (max_never_used_ms and wall_ms - f[MTIME] > max_never_used_ms):
+            f = fields(rec)
+            if creates(rec) > 0 or (max_never_used_ms and wall_ms - f[MTIME] > max_never_used_ms):
                 out.append(path)
-        for path in self.ttls:
-            node = self.nodes.get(path)
-            if node is None or node.children:
+        for path, owner in self.ttls.items():
+            rec = self.nodes.get(path)
+            if rec is None or self.num_children(path):
                 continue
-            ttl = ttl_of(node.owner)
-            if ttl and wall_ms - node.fields()[MTIME] > ttl:
+            ttl = ttl_of(owner)
+            if ttl and wall_ms - fields(rec)[MTIME] > ttl:
                 out.append(path)
         return out
 
@@ -253,31 +309,31 @@ class DataTree:
     # --- per-txn handlers -------------------------------------------------------------
 
     def _create(self, txn: Txn, t: CreateTxn, fired: list[Fired]) -> Result:
-        path = t.path
-        if path in self.nodes:
+        path, nodes = t.path, self.nodes
+        if path in nodes:
             return Result(err=Err.NODEEXISTS)
         parent_path, name = split(path)
-        parent = self.nodes.get(parent_path)
+        parent = nodes.get(parent_path)
         if parent is None:
             return Result(err=Err.NONODE)
         zxid = txn.zxid
         self._cow_parent(parent_path, parent)
-        node = Node(
-            t.data, new_stat(zxid, txn.time_ms, t.data, t.owner), self._intern(t.acl), t.owner
-        )
-        self.nodes[path] = node
-        parent.add_child(name)
-        f = parent.fields()
-        creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
-        if t.parent_cversion > creates:
-            creates = t.parent_cversion
+        created = new_stat(zxid, txn.time_ms, t.data, t.owner)
+        nodes[path] = record(created, self.acl_id(t.acl), t.data)
+        kids = self.kids.get(parent_path)
+        if kids is None:
+            kids = self.kids[parent_path] = Kids()
+        kids.add(path)
+        f = fields(parent)
+        parent_creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
+        if t.parent_cversion > parent_creates:
+            parent_creates = t.parent_cversion
             f[PZXID] = zxid
-        f[NUM_CHILDREN] = parent.num_children
-        f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
-        parent.stat = STAT.pack(*f)
+        f[NUM_CHILDREN] = len(kids.names)
+        f[CVERSION] = 2 * parent_creates - f[NUM_CHILDREN]
+        nodes[parent_path] = restat(parent, f)
         self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
-        created = node.stat  # the reply's Stat is taken before any quota bookkeeping
         if parent_path.startswith(QUOTA):
             if name == LIMIT_NODE:
                 self.quotas.add(parent_path[len(QUOTA) :])
@@ -287,32 +343,36 @@ class DataTree:
         w = self.watches
         w.trigger_data(path, EventType.NodeCreated, fired)
         w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
+        # The reply's Stat is the one created, before any quota bookkeeping changed it.
         return Result(path=path, stat=created)
 
     def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
-        path = t.path
-        node = self.nodes.get(path)
-        if node is None:
+        path, nodes = t.path, self.nodes
+        rec = nodes.get(path)
+        if rec is None:
             return Result(err=Err.NONODE)
         parent_path, name = split(path)
-        parent = self.nodes[parent_path]
-        self._cow(path, node)
+        parent = nodes[parent_path]
+        owner = self.owner_of(path, rec)
+        self._cow(path, rec)
         self._cow_parent(parent_path, parent)
-        del self.nodes[path]
-        f = parent.fields()
-        creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
-        assert parent.children is not None
-        parent.children.pop(name, None)
-        f[NUM_CHILDREN] = len(parent.children)
-        f[CVERSION] = 2 * creates - f[NUM_CHILDREN]
+        del nodes[path]
+        self.kids.pop(path, None)  # empty, or the txn would not have been prepared
+        f = fields(parent)
+        parent_creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
+        kids = self.kids[parent_path]
+        kids.names.pop(path, None)
+        f[NUM_CHILDREN] = len(kids.names)
+        f[CVERSION] = 2 * parent_creates - f[NUM_CHILDREN]
         if txn.zxid > f[PZXID]:
             f[PZXID] = txn.zxid
-        parent.stat = STAT.pack(*f)
-        self._untrack_owner(path, node.owner)
-        self.data_size -= len(path) + (len(node.data) if node.data else 0)
+        nodes[parent_path] = restat(parent, f)
+        self._untrack_owner(path, owner)
+        size = data_length(rec)
+        self.data_size -= len(path) + size
         if parent_path.startswith(ZOOKEEPER) and name == LIMIT_NODE:
             self.quotas.remove(parent_path[len(QUOTA) :])
-        self._count_quota(path, -(len(node.data) if node.data else 0), -1)
+        self._count_quota(path, -size, -1)
         w = self.watches
         seen = w.trigger_data(path, EventType.NodeDeleted, fired)
         w.trigger_child(path, EventType.NodeDeleted, fired, skip=seen)
@@ -320,33 +380,35 @@ class DataTree:
         return Result()
 
     def _set_data(self, txn: Txn, t: SetDataTxn, fired: list[Fired]) -> Result:
-        node = self.nodes.get(t.path)
-        if node is None:
+        path = t.path
+        rec = self.nodes.get(path)
+        if rec is None:
             return Result(err=Err.NONODE)
-        self._cow(t.path, node)
-        f = node.fields()
-        self.data_size += (len(t.data) if t.data else 0) - f[DATA_LENGTH]
+        self._cow(path, rec)
+        f = fields(rec)
+        old_len = f[DATA_LENGTH]
+        new_len = len(t.data) if t.data else 0
+        self.data_size += new_len - old_len
         f[MZXID] = txn.zxid
         f[MTIME] = txn.time_ms
         f[VERSION] = t.version
-        old_len = f[DATA_LENGTH]
-        f[DATA_LENGTH] = len(t.data) if t.data else 0
-        node.stat = STAT.pack(*f)
-        node.data = t.data
-        self._count_quota(t.path, f[DATA_LENGTH] - old_len, 0)
-        self.watches.trigger_data(t.path, EventType.NodeDataChanged, fired)
-        return Result(stat=node.stat)
+        f[DATA_LENGTH] = new_len
+        stat = STAT.pack(*f)
+        self.nodes[path] = record(stat, acl_id_of(rec), t.data)
+        self._count_quota(path, new_len - old_len, 0)
+        self.watches.trigger_data(path, EventType.NodeDataChanged, fired)
+        return Result(stat=stat)
 
     def _set_acl(self, txn: Txn, t: SetACLTxn, fired: list[Fired]) -> Result:
-        node = self.nodes.get(t.path)
-        if node is None:
+        rec = self.nodes.get(t.path)
+        if rec is None:
             return Result(err=Err.NONODE)
-        self._cow(t.path, node)
-        f = node.fields()
+        self._cow(t.path, rec)
+        f = fields(rec)
         f[AVERSION] = t.version
-        node.stat = STAT.pack(*f)
-        node.acl = self._intern(t.acl)
-        return Result(stat=node.stat)
+        stat = STAT.pack(*f)
+        self.nodes[t.path] = record(stat, self.acl_id(t.acl), data_of(rec))
+        return Result(stat=stat)
 
     def _check(self, txn: Txn, t: CheckVersionTxn, fired: list[Fired]) -> Result:
         return Result()
@@ -383,7 +445,7 @@ class DataTree:
         stats = self.nodes.get(stat_path(prefix))
         if stats is None:
             return
-        usage = parse_stats(stats.data)
+        usage = parse_stats(data_of(stats))
         usage[COUNT] = usage.get(COUNT, -1) + count_diff
         usage[BYTES] = usage.get(BYTES, -1) + bytes_diff
         self._set_quota_data(stat_path(prefix), stats, format_stats(usage))
@@ -391,45 +453,38 @@ class DataTree:
     def _recount_quota(self, path: str) -> None:
         """Count a quota root's subtree into its stats node (updateQuotaForPath)."""
         count = size = 0
-        stack = [path] if path in self.nodes else []
-        while stack:
-            p = stack.pop()
-            node = self.nodes[p]
+        for p in self._subtree(path):
             count += 1
-            size += len(node.data) if node.data else 0
-            stack.extend(p.rstrip("/") + "/" + c for c in node.children or ())
+            size += data_length(self.nodes[p])
         stats = self.nodes.get(stat_path(path))
         if stats is not None:
             usage = format_stats({COUNT: count, BYTES: size})
             self._set_quota_data(stat_path(path), stats, usage)
 
-    def _set_quota_data(self, path: str, node: Node, data: bytes) -> None:
-        self._cow(path, node)
-        f = node.fields()
+    def _set_quota_data(self, path: str, rec: bytes, data: bytes) -> None:
+        self._cow(path, rec)
+        f = fields(rec)
         f[DATA_LENGTH] = len(data)
-        node.stat = STAT.pack(*f)
-        node.data = data
+        self.nodes[path] = record(STAT.pack(*f), acl_id_of(rec), data)
 
     def _setup_quotas(self) -> None:
         """After loading a snapshot: find every limits node, recount its root (setupQuota)."""
-        for path in self._subtree(QUOTA):
-            if path.endswith("/" + LIMIT_NODE):
-                node = self.nodes[path]
-                if not node.children:
-                    root = path[len(QUOTA) : -len(LIMIT_NODE) - 1]
-                    self._recount_quota(root)
-                    self.quotas.add(root)
+        for path in list(self._subtree(QUOTA)):
+            if path.endswith("/" + LIMIT_NODE) and not self.num_children(path):
+                root = path[len(QUOTA) : -len(LIMIT_NODE) - 1]
+                self._recount_quota(root)
+                self.quotas.add(root)
 
     def _subtree(self, top: str) -> Iterator[str]:
-        """Every path under ``top`` (not the whole tree: quotas are a small corner)."""
-        stack = [top]
+        """Every path under ``top``, itself included (quotas are a small corner)."""
+        stack = [top] if top in self.nodes else []
+        kids = self.kids
         while stack:
             path = stack.pop()
-            node = self.nodes.get(path)
-            if node is None:
-                continue
             yield path
-            stack.extend(join(path, name) for name in node.children or ())
+            k = kids.get(path)
+            if k is not None:
+                stack.extend(k.names)
 
     def _track_owner(self, path: str, owner: int) -> None:
         """Index a new node by its kind: a session's ephemeral, a container, a TTL node."""
@@ -438,7 +493,7 @@ class DataTree:
         if owner == CONTAINER_OWNER:
             self.containers[path] = None
         elif ttl_of(owner) is not None:
-            self.ttls[path] = None
+            self.ttls[path] = owner
         else:
             self.ephemerals.setdefault(owner, {})[path] = None
 
@@ -456,24 +511,25 @@ class DataTree:
                 if not paths:
                     del self.ephemerals[owner]
 
-    def _intern(self, acl: AclList) -> AclList:
-        """Share one tuple per distinct ACL list (ZooKeeper's ReferenceCountedACLCache)."""
-        return self._acl_cache.setdefault(acl, acl)
+    def acl_id(self, acl: AclList) -> int:
+        """The id of an ACL list in the table, added if new (ReferenceCountedACLCache)."""
+        aid = self._acl_ids.get(acl)
+        if aid is None:
+            aid = self._acl_ids[acl] = len(self.acls)
+            self.acls.append(acl)
+        return aid
 
     def _init_system_nodes(self) -> None:
         """ "/", "/zookeeper", its quota and config children, exactly as ZooKeeper has them."""
-        empty = STAT.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        for path in ("/", ZOOKEEPER, QUOTA):
-            self.nodes[path] = Node(b"", empty, self._intern(OPEN_ACL_UNSAFE))
-        self.nodes[CONFIG] = Node(
-            b"", STAT.pack(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0), self._intern(READ_ACL_UNSAFE)
-        )
         # Children added without counting as creates: cversion reads -1 and -2 as in ZooKeeper.
-        self.nodes["/"].add_child("zookeeper")
-        self.nodes[ZOOKEEPER].add_child("quota")
-        self.nodes[ZOOKEEPER].add_child("config")
-        self.nodes["/"].stat = STAT.pack(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0)
-        self.nodes[ZOOKEEPER].stat = STAT.pack(0, 0, 0, 0, 0, -2, 0, 0, 0, 2, 0)
+        open_acl = self.acl_id(OPEN_ACL_UNSAFE)
+        self.nodes["/"] = record(STAT.pack(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0), open_acl, b"")
+        self.nodes[ZOOKEEPER] = record(STAT.pack(0, 0, 0, 0, 0, -2, 0, 0, 0, 2, 0), open_acl, b"")
+        self.nodes[QUOTA] = record(STAT.pack(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), open_acl, b"")
+        config_stat = STAT.pack(0, 0, 0, 0, 0, 0, -1, 0, 0, 0, 0)
+        self.nodes[CONFIG] = record(config_stat, self.acl_id(READ_ACL_UNSAFE), b"")
+        self.kids["/"] = Kids(dict.fromkeys([ZOOKEEPER]))
+        self.kids[ZOOKEEPER] = Kids(dict.fromkeys([QUOTA, CONFIG]))
         # approximate_data_size counts the system nodes' paths too (44 bytes in ZooKeeper).
         self.data_size = sum(len(path) for path in self.nodes)
 

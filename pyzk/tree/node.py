@@ -1,14 +1,24 @@
-"""A znode and its Stat, kept in wire form.
+"""A znode, packed: one ``bytes`` record per znode, and the children of those that have any.
 
-Almost every reply carries a Stat, and most znodes are read far more often than they are
-written, so a node keeps its Stat already encoded as jute's 68-byte record (``stat``).
-Replies copy it as is; writes re-encode it. This is also several times smaller than
-eleven Python ints per node.
+Memory and start-up with a million znodes are set by how many Python objects each znode
+costs, so a znode is a single ``bytes`` object (its *record*)::
+
+    record := stat:68 meta:u32 data
+    meta   := acl id (index into the tree's ACL table) | NULL_DATA if data is null
+
+``stat`` is jute's 68-byte Stat as clients see it: almost every reply carries it, so
+replies slice it out and writes re-encode it. A node with children also has a
+:class:`Kids` in the tree's ``kids`` map, keyed by the node's path; its keys are the
+children's full paths, the very string objects that key the tree's node map, so a
+child costs one dict slot there and no string of its own.
 
 ZooKeeper stores a parent's *create count* and reports ``cversion`` as
 ``2 * creates - numChildren`` (one create and one delete per child no longer present;
 ``DataNode.copyStat``). The wire form keeps the reported value; the create count, which
 names sequential children, is recovered from it: ``(cversion + numChildren) // 2``.
+
+The raw ephemeralOwner differs from the Stat's for containers and TTL nodes (they show
+0); the tree keeps those few in its ``containers`` and ``ttls`` maps.
 """
 
 from __future__ import annotations
@@ -53,51 +63,109 @@ def ttl_of(owner: int) -> int | None:
     return None
 
 
-class Node:
-    __slots__ = ("acl", "capacity", "children", "data", "owner", "stat")
+NULL_DATA = 0x8000_0000  # meta bit: the data is null (jute buffer length -1), not empty
+ACL_ID = 0x7FFF_FFFF
+DATA_AT = STAT_SIZE + 4  # 72: where the data starts in a record
+_META = struct.Struct(">I")
+_META_AT = _META.unpack_from
+_BUF_LEN = struct.Struct(">i").pack
+_NULL_BUFFER = _BUF_LEN(-1)
+OWNER_AT = 44  # byte offset of ephemeralOwner in the Stat
+_Q_AT = struct.Struct(">q").unpack_from
+_I_AT = struct.Struct(">i").unpack_from
 
-    def __init__(
-        self,
-        data: bytes | None,
-        stat: bytes,
-        acl: tuple[tuple[int, str, str], ...],
-        owner: int = 0,
-    ) -> None:
-        self.data = data
-        self.stat = stat  # jute Stat, as clients see it
-        # name -> java_hash(name), in insertion order; created on first child (most nodes
-        # are leaves). With ``capacity`` it gives ZooKeeper's listing order (java_order).
-        self.children: dict[str, int] | None = None
-        self.capacity = 0  # of the HashSet ZooKeeper would hold: 0 until the first child
-        self.acl = acl
-        self.owner = owner  # raw ephemeralOwner (session id, container or TTL marker)
 
-    def fields(self) -> list[int]:
-        return list(STAT.unpack(self.stat))
+def record(stat: bytes, acl_id: int, data: bytes | None) -> bytes:
+    """A node's record from its parts."""
+    if data is None:
+        return stat + _META.pack(acl_id | NULL_DATA)
+    return b"".join((stat, _META.pack(acl_id), data))
 
-    @property
-    def version(self) -> int:
-        return STAT.unpack_from(self.stat)[VERSION]  # type: ignore[no-any-return]
 
-    def add_child(self, name: str) -> None:
-        kids = self.children
-        if kids is None:
-            kids = self.children = {}
-        kids[name] = java_hash(name)
-        self.capacity = grown(self.capacity, len(kids))
+def data_of(rec: bytes) -> bytes | None:
+    return None if rec[STAT_SIZE] & 0x80 else rec[DATA_AT:]
 
-    def child_names(self) -> list[str]:
-        """The children in the order ZooKeeper lists them."""
-        return ordered(self.children, self.capacity) if self.children else []
 
-    @property
-    def num_children(self) -> int:
-        return len(self.children) if self.children else 0
+def data_length(rec: bytes) -> int:
+    return len(rec) - DATA_AT
 
-    def creates(self) -> int:
-        """How many children were ever created here (names sequential children)."""
-        f = STAT.unpack(self.stat)
-        return (f[CVERSION] + f[NUM_CHILDREN]) // 2  # type: ignore[no-any-return]
+
+def acl_id_of(rec: bytes) -> int:
+    return _META_AT(rec, STAT_SIZE)[0] & ACL_ID  # type: ignore[no-any-return]
+
+
+def stat_owner(rec: bytes) -> int:
+    """ephemeralOwner as the Stat shows it: a session id or 0."""
+    return _Q_AT(rec, OWNER_AT)[0]  # type: ignore[no-any-return]
+
+
+def version_of(rec: bytes) -> int:
+    return _I_AT(rec, 32)[0]  # type: ignore[no-any-return]
+
+
+def data_and_stat(rec: bytes) -> bytes:
+    """A getData reply body: the data as a jute buffer, then the Stat (one copy)."""
+    view = memoryview(rec)
+    if rec[STAT_SIZE] & 0x80:
+        return b"".join((_NULL_BUFFER, view[:STAT_SIZE]))
+    return b"".join((_BUF_LEN(len(rec) - DATA_AT), view[DATA_AT:], view[:STAT_SIZE]))
+
+
+def restat(rec: bytes, fields: list[int]) -> bytes:
+    """The record with a new Stat (the data and ACL kept)."""
+    return STAT.pack(*fields) + rec[STAT_SIZE:]
+
+
+def fields(rec: bytes) -> list[int]:
+    """The Stat's fields, to change some and :func:`restat`."""
+    return list(STAT.unpack_from(rec))
+
+
+def creates(rec: bytes) -> int:
+    """How many children were ever created here (names sequential children)."""
+    f = STAT.unpack_from(rec)
+    return (f[CVERSION] + f[NUM_CHILDREN]) // 2  # type: ignore[no-any-return]
+
+
+class Kids:
+    """A node's children: their full paths in insertion order, with what ZooKeeper's
+    ``HashSet`` of their names would need to list them in its order.
+
+    ``names`` maps each child's path to the Java hash of its name, computed on the first
+    listing (None until then: a restart loads a million children without hashing them).
+    ``capacity`` is the HashSet's table size: it grows with the set and never shrinks.
+    """
+
+    __slots__ = ("capacity", "names")
+
+    def __init__(self, names: dict[str, int | None] | None = None, capacity: int = 0) -> None:
+        self.names: dict[str, int | None] = {} if names is None else names
+        self.capacity = capacity or grown(0, len(self.names))
+
+    def add(self, path: str) -> None:
+        names = self.names
+        names[path] = None
+        self.capacity = grown(self.capacity, len(names))
+
+    def copy(self) -> Kids:
+        return Kids(dict(self.names), self.capacity)
+
+    def listing(self, cut: int, keep: bool = True) -> list[str]:
+        """The children's paths as ZooKeeper lists them; ``cut``: where a child's name
+        starts in its path (:func:`name_cut`). ``keep``: remember the hashes computed."""
+        names = self.names
+        if keep:
+            for path, h in names.items():
+                if h is None:
+                    names[path] = java_hash(path[cut:])
+            return ordered(names, self.capacity)  # type: ignore[arg-type]
+        hashes = {p: java_hash(p[cut:]) if h is None else h for p, h in names.items()}
+        return ordered(hashes, self.capacity)
+
+
+def name_cut(path: str) -> int:
+    """Where a child's name starts in the paths of ``path``'s children."""
+    return 1 if path == "/" else len(path) + 1
 
 
 def new_stat(

@@ -3,101 +3,117 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pyzk.tree.datatree import DataTree
-from pyzk.tree.java_order import ordered
-from pyzk.tree.node import Node
+from pyzk.tree.java_order import grown
+from pyzk.tree.node import DATA_AT, Kids, name_cut
 from pyzk.tree.txn import AclList
+
+# A family: (parent path, child paths, their records, [index, raw owner, ...] for the
+# children that have an owner). The root is the only child of the parent "".
+Family = tuple[str, list[str], list[bytes], list[int]]
 
 
 class SnapshotView:
     """The tree as it was at ``zxid``, readable while the tree keeps changing.
 
-    Copy-on-write: the first change to a node after the view was taken saves the node's
-    old fields in ``preserved``, and the first change to its children the old children in
-    ``children``; :meth:`records` then reads the saved state for changed nodes and the
-    live node for the rest. So a snapshot is exactly the state at ``zxid`` without
-    stopping the server to copy a million nodes.
+    Copy-on-write: the first change to a node after the view was taken saves its record
+    (and raw owner) in ``preserved``, and the first change to its children the old
+    children in ``children``; :meth:`families` then reads the saved state for changed
+    nodes and the live tree for the rest. So a snapshot is exactly the state at ``zxid``
+    without stopping the server to copy a million nodes.
 
-    Nodes come depth first, each node's children in the order ZooKeeper lists them, as
-    ZooKeeper's snapshots have them: loading re-inserts each node's children in that
-    order into a new set, which is how a restart re-orders children in ZooKeeper (a set
-    that shrank gets a smaller table), and so in pyzk too.
+    Each node's children come together, in the order ZooKeeper lists them, as they are
+    in ZooKeeper's snapshots: loading re-inserts them in that order into a new set, which
+    is how a restart re-orders children in ZooKeeper (a set that shrank gets a smaller
+    table), and so in pyzk too.
     """
 
     def __init__(self, tree: DataTree) -> None:
         self.zxid = tree.last_zxid
         self.sessions = dict(tree.sessions)
-        self.preserved: dict[str, tuple[bytes | None, bytes, AclList, int]] = {}
-        self.children: dict[str, tuple[dict[str, int], int]] = {}  # (name -> hash, capacity)
+        # ACL ids are never reused, so the table as it is now names every record's ACL.
+        self.acls = list(tree.acls)
+        self.preserved: dict[str, tuple[bytes, int]] = {}  # path -> (record, raw owner)
+        self.children: dict[str, Kids | None] = {}  # path -> its children then
         self.aborted = False  # the tree was replaced wholesale: this view is void
         self._tree = tree
 
-    def records(self) -> Iterator[tuple[str, bytes | None, bytes, AclList, int]]:
-        """(path, data, stat, acl, owner) of every node at ``zxid``, parents first.
+    def families(self, limit: int) -> Iterator[Family]:
+        """Every node at ``zxid`` as families of at most ``limit`` children, parents first.
 
-        A generator resumed between chunks while the tree changes: each node's children
-        are listed when it is visited, from the saved copy if they changed since.
+        A generator resumed between chunks while the tree changes: a node's children are
+        listed when their family is due, from the saved copy if they changed since the
+        view was taken (the live ones are the same otherwise).
         """
-        preserved, saved, nodes = self.preserved, self.children, self._tree.nodes
+        saved, live_kids = self.children, self._tree.kids
         stack = ["/"]
+        yield from self._family("", ["/"], limit)
         while stack:
-            path = stack.pop()
-            old = preserved.get(path)
-            n = nodes[path] if old is None else None
-            if n is not None:
-                yield path, n.data, n.stat, n.acl, n.owner
-            else:
-                yield (path, *old)  # type: ignore[misc]
-            kids = saved.get(path)
-            if kids is None:
-                live = n if n is not None else nodes.get(path)
-                kids = (live.children or {}, live.capacity) if live is not None else ({}, 0)
-            if kids[0]:
-                prefix = path if path != "/" else ""
-                stack.extend(prefix + "/" + name for name in reversed(ordered(*kids)))
+            parent = stack.pop()
+            kids = saved[parent] if parent in saved else live_kids.get(parent)
+            if kids is None or not kids.names:
+                continue
+            # Hashes are not kept for this: a snapshot must not grow every set it lists.
+            paths = kids.listing(name_cut(parent), keep=False)
+            yield from self._family(parent, paths, limit)
+            stack.extend(reversed(paths))
+
+    def _family(self, parent: str, paths: list[str], limit: int) -> Iterator[Family]:
+        """One family, in parts of at most ``limit`` children."""
+        preserved, nodes, owner_of = self.preserved, self._tree.nodes, self._tree.owner_of
+        for start in range(0, len(paths), limit):
+            part = paths[start : start + limit]
+            recs: list[bytes] = []
+            owners: list[int] = []
+            for i, path in enumerate(part):
+                old = preserved.get(path)
+                if old is None:
+                    rec = nodes[path]
+                    owner = owner_of(path, rec)
+                else:
+                    rec, owner = old
+                recs.append(rec)
+                if owner:
+                    owners += (i, owner)
+            yield parent, part, recs, owners
 
     def close(self) -> None:
         if self._tree.view is self:
             self._tree.view = None
 
 
-def tree_from_columns(zxid: int, chunks: Iterator[tuple[Any, ...]]) -> DataTree:
-    """Rebuild a tree from snapshot chunks (nodes parents first, then sessions).
+def tree_from_families(
+    zxid: int, acls: list[AclList], families: Iterator[Family], sessions: dict[int, int]
+) -> DataTree:
+    """Rebuild a tree from a snapshot's ACL table, families and sessions.
 
-    The loop is the start-up time of a big tree, so it is kept tight: siblings come
-    together, so the last parent looked up is usually the next one's too.
+    This is the start-up time of a big tree, so the per-node work is in C: records are
+    used as they were written (their ACL ids index the same table), and a family's
+    children go into the node map and their parent's set a whole list at a time.
     """
     tree = DataTree()
     tree.nodes.clear()
-    nodes, intern, track = tree.nodes, tree._intern, tree._track_owner
+    tree.kids.clear()
+    tree.acls, tree._acl_ids = [], {}
+    for acl in acls:
+        tree.acl_id(acl)
+    nodes, kids, track = tree.nodes, tree.kids, tree._track_owner
     size = 0
-    last_parent, parent_node = "", None
-    # The chunks share one tuple per ACL list: intern each once (hashing a tuple of
-    # tuples per node would cost more than everything else here together).
-    interned: dict[int, AclList] = {}
-    for chunk in chunks:
-        if chunk[0] == "s":
-            tree.sessions = dict(zip(chunk[1], chunk[2], strict=True))
+    for parent, paths, recs, owners in families:
+        nodes.update(zip(paths, recs, strict=True))
+        size += sum(map(len, paths)) + sum(map(len, recs)) - DATA_AT * len(recs)
+        for i in range(0, len(owners), 2):
+            track(paths[owners[i]], owners[i + 1])
+        if not parent:
             continue
-        _, paths, datas, stats, acls, owners = chunk
-        for path, data, stat, acl, owner in zip(paths, datas, stats, acls, owners, strict=True):
-            shared = interned.get(id(acl))
-            if shared is None:
-                shared = interned[id(acl)] = intern(acl)
-            nodes[path] = Node(data, stat, shared, owner)
-            size += len(path) + (len(data) if data else 0)
-            if owner:
-                track(path, owner)
-            i = path.rfind("/")
-            if i < 0 or path == "/":
-                continue
-            parent = path[:i] or "/"
-            if parent != last_parent:
-                last_parent, parent_node = parent, nodes[parent]
-            assert parent_node is not None
-            parent_node.add_child(path[i + 1 :])
+        family = kids.get(parent)
+        if family is None:
+            kids[parent] = Kids(dict.fromkeys(paths))
+        else:
+            family.names.update(dict.fromkeys(paths))
+            family.capacity = grown(family.capacity, len(family.names))
+    tree.sessions = sessions
     tree.last_zxid = zxid
     tree._setup_quotas()
     tree.data_size = size
