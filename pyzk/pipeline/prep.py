@@ -21,14 +21,22 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pyzk.jute import records as r
 from pyzk.jute.codes import CreateMode, Err, OpCode, Perms
 from pyzk.pipeline.acl import AuthInfo, fixup_acl
 from pyzk.pipeline.errors import KeeperError
 from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
-from pyzk.tree.node import CONTAINER_OWNER, STAT, data_of, is_session_owner, ttl_owner
+from pyzk.tree.node import (
+    ACL_ID,
+    CONTAINER_OWNER,
+    META_AT,
+    STAT,
+    STAT_SIZE,
+    data_of,
+    is_session_owner,
+    ttl_owner,
+)
 from pyzk.tree.paths import parent_of, path_error
 from pyzk.tree.quota import exceeded, limit_path, parse_stats, stat_path
 from pyzk.tree.txn import (
@@ -50,6 +58,7 @@ from pyzk.tree.txn import (
 SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
 
 _STAT_AT = STAT.unpack_from
+_MODES = {m.value: m for m in CreateMode}  # faster than the enum's own lookup
 
 
 @dataclass(slots=True)
@@ -70,9 +79,9 @@ class Pending:
     acl: AclList = ()
     data_length: int = 0  # bytes of data (quota checks of setData)
 
-    def changed(self, zxid: int, **changes: Any) -> Pending:
-        """A copy for the txn ``zxid`` with some fields changed (a fast ``replace``)."""
-        new = Pending(
+    def changed(self, zxid: int) -> Pending:
+        """A copy for the txn ``zxid``; the caller then sets what its txn changes."""
+        return Pending(
             zxid,
             self.path,
             self.exists,
@@ -84,9 +93,6 @@ class Pending:
             self.acl,
             self.data_length,
         )
-        for name, value in changes.items():
-            setattr(new, name, value)
-        return new
 
 
 class Prep:
@@ -122,8 +128,8 @@ class Prep:
                 raise KeeperError(Err.NONODE, path)
             f = _STAT_AT(node)
             n = f[9]
-            owner = tree.owner_of(path, node)
-            acl = tree.acl_of(node)
+            owner = f[7] or tree.hidden_owner(path)
+            acl = tree.acls[META_AT(node, STAT_SIZE)[0] & ACL_ID]
             rec = Pending(-1, path, True, f[4], f[6], (f[5] + n) // 2, n, owner, acl, f[8])
         elif not rec.exists:
             raise KeeperError(Err.NONODE, path)
@@ -134,6 +140,12 @@ class Prep:
         if rec is not None:
             return rec.exists
         return path in self.tree.nodes
+
+    def _shrink(self, parent: Pending, zxid: int) -> None:
+        """The parent of a node the txn ``zxid`` deletes."""
+        shrunk = parent.changed(zxid)
+        shrunk.num_children -= 1
+        self._add(shrunk)
 
     def _add(self, rec: Pending) -> None:
         self._pending[rec.path] = rec
@@ -242,10 +254,9 @@ class Prep:
 
     def _create(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
         assert isinstance(req, r.CreateRequest | r.CreateTTLRequest)
-        try:
-            mode = CreateMode(req.flags)
-        except ValueError:
-            raise KeeperError(Err.BADARGUMENTS, req.path) from None
+        mode = _MODES.get(req.flags)
+        if mode is None:
+            raise KeeperError(Err.BADARGUMENTS, req.path)
         ttl = req.ttl if isinstance(req, r.CreateTTLRequest) else -1
         self._validate_mode(op, mode, ttl, req.path)
         path = req.path
@@ -268,7 +279,9 @@ class Prep:
         self._check_quota(path, data_len, 1)
         owner = self._owner_for(op, mode, sid, ttl)
         creates = parent.creates + 1
-        self._add(parent.changed(zxid, creates=creates, num_children=parent.num_children + 1))
+        grown = parent.changed(zxid)
+        grown.creates, grown.num_children = creates, parent.num_children + 1
+        self._add(grown)
         self._add(Pending(zxid, path, True, owner=owner, acl=acl, data_length=data_len))
         return CreateTxn(path, req.data, acl, owner, creates)
 
@@ -296,6 +309,10 @@ class Prep:
         return sid if mode.is_ephemeral else 0
 
     def _fixup_acl(self, acl: list[r.ACL], path: str) -> AclList:
+        if len(acl) == 1:  # the usual world:anyone ACL, which fixup_acl keeps as it is
+            perms, ident = acl[0].perms, acl[0].id
+            if ident.scheme == "world" and ident.id == "anyone":
+                return ((perms, "world", "anyone"),)
         return fixup_acl([(a.perms, a.id.scheme, a.id.id) for a in acl], self._auth)
 
     def _check_acl(self, acl: AclList, perm: int) -> None:
@@ -317,7 +334,7 @@ class Prep:
         self._check_version(node.version, req.version, path)
         if node.num_children > 0:
             raise KeeperError(Err.NOTEMPTY, path)
-        self._add(parent.changed(zxid, num_children=parent.num_children - 1))
+        self._shrink(parent, zxid)
         self._add(Pending(zxid, path, False))
         return DeleteTxn(path)
 
@@ -338,13 +355,13 @@ class Prep:
         if is_session_owner(node.owner):
             raise KeeperError(Err.BADVERSION, path)
         parent = self.record(path[:slash] or "/")
-        self._add(parent.changed(zxid, num_children=parent.num_children - 1))
+        self._shrink(parent, zxid)
         self._add(Pending(zxid, path, False))
         return DeleteTxn(path)
 
     def _delete_record(self, zxid: int, path: str) -> None:
         parent = self.record(parent_of(path))
-        self._add(parent.changed(zxid, num_children=parent.num_children - 1))
+        self._shrink(parent, zxid)
         self._add(Pending(zxid, path, False))
 
     def _set_data(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
@@ -357,7 +374,9 @@ class Prep:
         new_len = len(req.data) if req.data else 0
         self._check_quota(path, new_len - node.data_length, 0)
         version = self._check_version(node.version, req.version, path)
-        self._add(node.changed(zxid, version=version, data_length=new_len))
+        new = node.changed(zxid)
+        new.version, new.data_length = version, new_len
+        self._add(new)
         return SetDataTxn(path, req.data, version)
 
     def _set_acl(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
@@ -369,7 +388,9 @@ class Prep:
         node = self.record(path)
         self._check_acl(node.acl, Perms.ADMIN)
         version = self._check_version(node.aversion, req.version, path)
-        self._add(node.changed(zxid, aversion=version, acl=acl))
+        new = node.changed(zxid)
+        new.aversion, new.acl = version, acl
+        self._add(new)
         return SetACLTxn(path, acl, version)
 
     def _check(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:

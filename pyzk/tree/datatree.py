@@ -48,6 +48,7 @@ from pyzk.tree.node import (
     restat,
     stat_owner,
     ttl_of,
+    with_data,
 )
 from pyzk.tree.paths import split
 from pyzk.tree.quota import (
@@ -138,9 +139,12 @@ class DataTree:
 
     def owner_of(self, path: str, rec: bytes) -> int:
         """The raw ephemeralOwner: a session id, the container marker or a TTL's."""
-        owner = stat_owner(rec)
-        if owner or not (self.containers or self.ttls):
-            return owner
+        return stat_owner(rec) or self.hidden_owner(path)
+
+    def hidden_owner(self, path: str) -> int:
+        """The raw owner of a container or TTL node (their Stat shows 0), else 0."""
+        if not (self.containers or self.ttls):
+            return 0
         if path in self.containers:
             return CONTAINER_OWNER
         return self.ttls.get(path, 0)
@@ -394,7 +398,7 @@ class DataTree:
         f[VERSION] = t.version
         f[DATA_LENGTH] = new_len
         stat = STAT.pack(*f)
-        self.nodes[path] = record(stat, acl_id_of(rec), t.data)
+        self.nodes[path] = with_data(rec, stat, t.data)
         self._count_quota(path, new_len - old_len, 0)
         self.watches.trigger_data(path, EventType.NodeDataChanged, fired)
         return Result(stat=stat)

@@ -67,7 +67,7 @@ NULL_DATA = 0x8000_0000  # meta bit: the data is null (jute buffer length -1), n
 ACL_ID = 0x7FFF_FFFF
 DATA_AT = STAT_SIZE + 4  # 72: where the data starts in a record
 _META = struct.Struct(">I")
-_META_AT = _META.unpack_from
+META_AT = _META.unpack_from
 _BUF_LEN = struct.Struct(">i").pack
 _NULL_BUFFER = _BUF_LEN(-1)
 OWNER_AT = 44  # byte offset of ephemeralOwner in the Stat
@@ -82,6 +82,13 @@ def record(stat: bytes, acl_id: int, data: bytes | None) -> bytes:
     return b"".join((stat, _META.pack(acl_id), data))
 
 
+def with_data(rec: bytes, stat: bytes, data: bytes | None) -> bytes:
+    """The record with a new Stat and data, its ACL kept."""
+    if data is not None and not rec[STAT_SIZE] & 0x80:
+        return b"".join((stat, rec[STAT_SIZE:DATA_AT], data))  # the meta as it is
+    return record(stat, acl_id_of(rec), data)
+
+
 def data_of(rec: bytes) -> bytes | None:
     return None if rec[STAT_SIZE] & 0x80 else rec[DATA_AT:]
 
@@ -91,7 +98,7 @@ def data_length(rec: bytes) -> int:
 
 
 def acl_id_of(rec: bytes) -> int:
-    return _META_AT(rec, STAT_SIZE)[0] & ACL_ID  # type: ignore[no-any-return]
+    return META_AT(rec, STAT_SIZE)[0] & ACL_ID  # type: ignore[no-any-return]
 
 
 def stat_owner(rec: bytes) -> int:

@@ -12,6 +12,7 @@ because a frozen one's constructor costs a ``object.__setattr__`` per field, on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,13 +117,27 @@ _TAGS: dict[type, int] = {
 _BY_TAG = {v: k for k, v in _TAGS.items()}
 
 
+def _acl_list(acl: AclList) -> list[list[Any]]:
+    return [list(a) for a in acl]
+
+
+# Each body kind as the list its wire form holds (tag first), spelled out per kind: this
+# runs once per write.
+_TO_LIST: dict[type, Callable[[Any], list[Any]]] = {
+    CreateTxn: lambda b: [1, b.path, b.data, _acl_list(b.acl), b.owner, b.parent_cversion],
+    DeleteTxn: lambda b: [2, b.path],
+    SetDataTxn: lambda b: [5, b.path, b.data, b.version],
+    SetACLTxn: lambda b: [7, b.path, _acl_list(b.acl), b.version],
+    CheckVersionTxn: lambda b: [13, b.path, b.version],
+    MultiTxn: lambda b: [14, [_body_to_list(op) for op in b.ops]],
+    ErrorTxn: lambda b: [-1, b.err],
+    CreateSessionTxn: lambda b: [-10, b.timeout_ms],
+    CloseSessionTxn: lambda b: [-11, b.paths],
+}
+
+
 def _body_to_list(body: TxnBody) -> list[Any]:
-    if isinstance(body, MultiTxn):
-        return [14, [_body_to_list(op) for op in body.ops]]
-    if isinstance(body, CreateTxn | SetACLTxn):
-        fields = [getattr(body, f) for f in body.__slots__]
-        return [_TAGS[type(body)], *[[list(a) for a in f] if f is body.acl else f for f in fields]]
-    return [_TAGS[type(body)], *[getattr(body, f) for f in body.__slots__]]
+    return _TO_LIST[type(body)](body)
 
 
 def _body_from_list(item: list[Any]) -> TxnBody:
@@ -142,12 +157,12 @@ def _body_from_list(item: list[Any]) -> TxnBody:
     return body
 
 
+_pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+
+
 def encode_txn(txn: Txn) -> bytes:
     """msgpack form of a txn (header fields, then the body array)."""
-    return msgpack.packb(  # type: ignore[no-any-return]
-        [txn.session_id, txn.cxid, txn.zxid, txn.time_ms, _body_to_list(txn.body)],
-        use_bin_type=True,
-    )
+    return _pack([txn.session_id, txn.cxid, txn.zxid, txn.time_ms, _body_to_list(txn.body)])
 
 
 def decode_txn(raw: bytes) -> Txn:

@@ -96,6 +96,8 @@ class WatchTable:
         Watchers in ``skip`` are not told (they were told by the other table) but are
         still consumed, as in ZooKeeper.
         """
+        if not self.by_path:
+            return {}  # no watch anywhere: the common case on a busy write path
         told: dict[Watcher, None] = {}
         paths = _self_and_ancestors(path) if self.recursive else (path,)
         for local in paths:
