@@ -65,6 +65,9 @@ def _runner(op: str, size: int, clients: int, inflight: int) -> Runner:
         # steady-state CPU (median of the samples) over the window's rate
         if out["ops_per_sec"]:
             out["server_cpu_us_per_op"] = round(out["server_cpu_pct"] * 1e4 / out["ops_per_sec"], 2)
+            if not out["server_cpu_pct"]:  # --tiny windows: less than a clock tick sampled
+                why = "no server CPU time sampled in the window"
+                out["not_comparable"] = {CPU_PER_OP.key: why}
         else:  # a stalled server (or, in --tiny runs, a window too short for any reply)
             why = "completed no request in the window"
             out["not_comparable"] = {m.key: why for m in (OPS_PER_SEC, P50, P99, CPU_PER_OP)}

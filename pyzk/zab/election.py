@@ -173,6 +173,12 @@ class Election:
             self.proposed = n.vote
             self._finalize_at = None
             out = self._broadcast()
+        elif self.is_voter and self.proposed.beats(n.vote):
+            # The sender has not taken our vote: it may have got it while still following
+            # the old leader (servers notice a failure at slightly different moments).
+            # FastLeaderElection waits for a resend (200 ms and up); telling it now saves
+            # that wait. It adopts the better vote, so this cannot go back and forth.
+            out = [(sender, self._notification())]
         self._recv[sender] = _Heard(n.election_epoch, n.vote, n.state)
         if self._finalize_at is None and self._has_quorum_for(self.proposed):
             self._finalize_at = now + self.timing.finalize_wait_ms

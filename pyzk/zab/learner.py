@@ -60,7 +60,7 @@ class Learner(Role):
         p.send(
             self.leader, FollowerInfo(self.link, p.accepted_epoch, p.history.last, self.observer)
         )
-        self.next_hello = now + max(p.timing.tick_ms // 2, 1)
+        self.next_hello = now + p.timing.hello_ms
 
     @property
     def serving(self) -> bool:  # type: ignore[override]

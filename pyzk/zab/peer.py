@@ -39,6 +39,10 @@ class Timing:
     sync_limit: int = 5  # ticks a follower may go unheard
     election: ElectionTiming = field(default_factory=ElectionTiming)
     window: int = 500  # committed entries kept for DIFF syncs (ZooKeeper's commitLogCount)
+    # How often a learner says hello again while its leader has not answered: the leader
+    # may not have decided yet (ZooKeeper retries its connection every 100 ms,
+    # leaderConnectDelayDuringRetryMs). Waiting half a tick instead cost failovers 1 s.
+    hello_ms: int = 100
 
 
 @dataclass(slots=True)

@@ -121,3 +121,25 @@ def test_markdown_and_png_are_written(
         assert f"| {name} |" in md
     png = (tmp / "results" / "smoke.png").read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
+
+
+def test_the_pipeline_cost_tool_runs_every_op(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m bench.pipeline`` drives real requests through the processor (the
+    writes land in the tree), and prints a cost per op (a figure, never checked)."""
+    from bench import pipeline
+    from pyzk.tree.node import version_of
+
+    pipe = pipeline.Pipeline()
+    assert pipe.feed(pipeline.batch("set", 0)) == 64
+    assert pipe.feed(pipeline.batch("createdelete", 0)) == 128
+    tree = pipe.proc.tree
+    assert version_of(tree.nodes["/key0"]) == 1 and version_of(tree.nodes["/key64"]) == 0
+    assert tree.num_children("/") == pipeline.KEYS + 1  # and /zookeeper; no /cd* left
+    monkeypatch.setattr(pipeline, "BATCHES", 2)
+    pipeline.main(["--reps", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == list(pipeline.OPS)
+    with pytest.raises(SystemExit):
+        pipeline.main(["nosuchop"])

@@ -81,8 +81,8 @@ TIMING = Timing(tick_ms=100, election=ElectionTiming(finalize_wait_ms=20, max_re
 VOTERS = frozenset({1, 2, 3})
 
 
-def peer(sid: int, durable: Durable | None = None) -> Peer:
-    return Peer(sid, VOTERS, frozenset(), durable or Durable(), TIMING, random.Random(sid), 0)
+def peer(sid: int, durable: Durable | None = None, timing: Timing = TIMING) -> Peer:
+    return Peer(sid, VOTERS, frozenset(), durable or Durable(), timing, random.Random(sid), 0)
 
 
 def test_a_looking_server_votes_for_itself_with_its_epoch_and_zxid() -> None:
@@ -166,6 +166,54 @@ def test_an_observer_does_not_answer_a_voter_behind_its_round() -> None:
     v.ready()
     v.step(5, 3, Notification(State.LOOKING, 2, Vote(0, 0, 3), 0))  # a voter behind
     assert [to for to, _ in v.ready().messages] == [3]  # is told about our round
+
+
+def test_a_voter_tells_a_voter_with_a_worse_vote_its_own_at_once() -> None:
+    """A failover race: server 2 saw the leader die first, and its vote reached server 1
+    while 1 was still following (1 answered with its old vote). When 1's own LOOKING
+    vote comes, 2 must tell 1 its better vote now, not at the next resend (450 ms in a
+    3-server failover, before this)."""
+    p = peer(2)
+    p.ready()  # round 1: 2's vote went out (and 1 answered it with its old one)
+    p.step(1, 1, Notification(State.LOOKING, 1, Vote(0, 0, 1), 0))
+    sent = [(to, m.vote.leader) for to, m in p.ready().messages if isinstance(m, Notification)]
+    assert sent == [(1, 2)]
+    p.step(2, 1, Notification(State.LOOKING, 1, Vote(0, 0, 2), 0))  # 1 took it: done
+    assert not [m for _, m in p.ready().messages if isinstance(m, Notification)]
+
+
+def test_a_learner_says_hello_again_soon_when_its_leader_is_slow_to_decide() -> None:
+    """The learner may decide before its leader does; the leader drops FOLLOWERINFO until
+    it leads, so the learner repeats it every ``hello_ms`` (ZooKeeper retries its
+    connection every 100 ms), not every half tick: that cost failovers a second."""
+    p = peer(1, timing=Timing(tick_ms=2000, election=TIMING.election))
+    p.step(0, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    assert p.state == State.FOLLOWING
+    hellos = []
+    for now in range(50, 400, 50):
+        p.tick(now)
+        hellos += [now for _, m in p.ready().messages if isinstance(m, FollowerInfo)]
+    assert hellos and hellos[0] <= 150 and len(hellos) >= 3
+
+
+def test_an_observing_observer_does_not_answer_a_looking_voter() -> None:
+    """Settled, an observer still must not answer a voter's LOOKING notification: the
+    voter answers observers, so each would answer the other forever."""
+    o = Peer(4, VOTERS, frozenset({4}), Durable(), TIMING, random.Random(4), 0)
+    o.step(0, 1, Notification(State.FOLLOWING, 1, Vote(0, 0, 3), 0))
+    o.step(1, 3, Notification(State.LEADING, 1, Vote(0, 0, 3), 0))
+    assert o.state == State.OBSERVING
+    o.ready()
+    o.step(5, 2, Notification(State.LOOKING, 2, Vote(0, 0, 2), 0))
+    assert not [m for _, m in o.ready().messages if isinstance(m, Notification)]
+    v = peer(1)
+    v.step(0, 3, Notification(State.LEADING, 1, Vote(0, 0, 3), 0))
+    v.step(1, 2, Notification(State.FOLLOWING, 1, Vote(0, 0, 3), 0))
+    assert v.state == State.FOLLOWING
+    v.ready()
+    v.step(5, 2, Notification(State.LOOKING, 2, Vote(0, 0, 2), 0))  # a voter looking
+    assert [to for to, m in v.ready().messages if isinstance(m, Notification)] == [2]
 
 
 def test_a_learner_acks_the_proposals_its_sync_brought_once_it_acks_newleader() -> None:
