@@ -174,51 +174,42 @@ def read_snapshot(path: Path) -> Loaded:
     body = memoryview(data)[HEADER.size : len(data) - FOOTER.size]
     if crc32c.crc32c(body) != crc:
         raise SnapshotError(f"{path}: checksum mismatch")
-    tree = _load(zxid, body) if version == VERSION else _load_v2(zxid, body)
+    unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(body) + 1)
+    unpacker.feed(body)
+    load = _load if version == VERSION else _load_v2
+    try:
+        tree = load(zxid, unpacker)
+    except (ValueError, KeyError, TypeError, IndexError, msgpack.UnpackException) as e:
+        raise SnapshotError(f"undecodable snapshot body: {e}") from e
     return Loaded(zxid, tree)
 
 
-def _load(zxid: int, body: memoryview) -> DataTree:
-    unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(body) + 1)
-    unpacker.feed(body)
-    try:
-        kind, table = next(unpacker)
-        if kind != "a":
-            raise SnapshotError("the body does not start with the ACL table")
-        acls = [tuple(tuple(e) for e in acl) for acl in table]
-        sessions: dict[int, int] = {}
-        tree = tree_from_families(zxid, acls, _families(unpacker, sessions), sessions)
-    except (ValueError, KeyError, TypeError, IndexError, StopIteration) as e:
-        raise SnapshotError(f"undecodable snapshot body: {e}") from e
-    except msgpack.UnpackException as e:
-        raise SnapshotError(f"undecodable snapshot body: {e}") from e
-    return tree
+def _load(zxid: int, unpacker: msgpack.Unpacker) -> DataTree:
+    kind, table = next(unpacker, ("", ()))
+    if kind != "a":
+        raise SnapshotError("the body does not start with the ACL table")
+    acls = [tuple(tuple(e) for e in acl) for acl in table]
+    sessions: dict[int, int] = {}  # filled by the last item, as the families are loaded
+    return tree_from_families(zxid, acls, _families(unpacker, sessions), sessions)
 
 
-def _load_v2(zxid: int, body: memoryview) -> DataTree:
+def _load_v2(zxid: int, unpacker: msgpack.Unpacker) -> DataTree:
     """A snapshot of format 2: nodes depth first, in columns of fields, ACLs by id."""
-    unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(body) + 1)
-    unpacker.feed(body)
     table: list[AclList] = []
     ids: dict[int, int] = {}  # the file's ACL id -> index in table
     families: list[Family] = []
     sessions: dict[int, int] = {}
-    try:
-        for item in unpacker:
-            if item[0] == "a":
-                ids[item[1]] = len(table)
-                table.append(tuple(tuple(e) for e in item[2]))
-            elif item[0] == "n":
-                for path, data, stat, aid, owner in zip(*item[1:], strict=True):
-                    parent = "" if path == "/" else path[: path.rfind("/")] or "/"
-                    rec = record(stat, ids[aid], data)
-                    families.append((parent, [path], [rec], [0, owner] if owner else []))
-            elif item[0] == "s":
-                sessions.update(zip(item[1], item[2], strict=True))
-    except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise SnapshotError(f"undecodable snapshot body: {e}") from e
-    except msgpack.UnpackException as e:
-        raise SnapshotError(f"undecodable snapshot body: {e}") from e
+    for item in unpacker:
+        if item[0] == "a":
+            ids[item[1]] = len(table)
+            table.append(tuple(tuple(e) for e in item[2]))
+        elif item[0] == "n":
+            for path, data, stat, aid, owner in zip(*item[1:], strict=True):
+                parent = "" if path == "/" else path[: path.rfind("/")] or "/"
+                rec = record(stat, ids[aid], data)
+                families.append((parent, [path], [rec], [0, owner] if owner else []))
+        elif item[0] == "s":
+            sessions.update(zip(item[1], item[2], strict=True))
     return tree_from_families(zxid, table, iter(families), sessions)
 
 
