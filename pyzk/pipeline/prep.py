@@ -27,16 +27,7 @@ from pyzk.jute.codes import CreateMode, Err, OpCode, Perms
 from pyzk.pipeline.acl import AuthInfo, fixup_acl
 from pyzk.pipeline.errors import KeeperError
 from pyzk.tree.datatree import CONFIG, QUOTA, ZOOKEEPER, DataTree
-from pyzk.tree.node import (
-    ACL_ID,
-    CONTAINER_OWNER,
-    META_AT,
-    STAT,
-    STAT_SIZE,
-    data_of,
-    is_session_owner,
-    ttl_owner,
-)
+from pyzk.tree.node import CONTAINER_OWNER, STAT, data_of, is_session_owner, ttl_owner
 from pyzk.tree.paths import parent_of, path_error
 from pyzk.tree.quota import exceeded, limit_path, parse_stats, stat_path
 from pyzk.tree.txn import (
@@ -129,8 +120,9 @@ class Prep:
             f = _STAT_AT(node)
             n = f[9]
             owner = f[7] or tree.hidden_owner(path)
-            acl = tree.acls[META_AT(node, STAT_SIZE)[0] & ACL_ID]
-            rec = Pending(-1, path, True, f[4], f[6], (f[5] + n) // 2, n, owner, acl, f[8])
+            rec = Pending(
+                -1, path, True, f[4], f[6], (f[5] + n) // 2, n, owner, tree.acl_of(node), f[8]
+            )
         elif not rec.exists:
             raise KeeperError(Err.NONODE, path)
         return rec

@@ -19,7 +19,7 @@ code and leave the tree unchanged, and cversion/pzxid only ever move forward.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,11 +149,6 @@ class DataTree:
             return CONTAINER_OWNER
         return self.ttls.get(path, 0)
 
-    def child_paths(self, path: str) -> Iterable[str]:
-        """The children's full paths, in insertion order."""
-        kids = self.kids.get(path)
-        return kids.names if kids is not None else ()
-
     def child_names(self, path: str) -> list[str]:
         """The children's names in the order ZooKeeper lists them."""
         kids = self.kids.get(path)
@@ -218,8 +213,7 @@ class DataTree:
         """As :meth:`_cow`, before a child is added or removed: the children too."""
         view = self.view
         if view is not None:
-            if path not in view.preserved:
-                view.preserved[path] = (rec, self.owner_of(path, rec))
+            self._cow(path, rec)
             if path not in view.children:
                 kids = self.kids.get(path)
                 view.children[path] = kids.copy() if kids is not None else None

@@ -67,7 +67,7 @@ NULL_DATA = 0x8000_0000  # meta bit: the data is null (jute buffer length -1), n
 ACL_ID = 0x7FFF_FFFF
 DATA_AT = STAT_SIZE + 4  # 72: where the data starts in a record
 _META = struct.Struct(">I")
-META_AT = _META.unpack_from
+_META_AT = _META.unpack_from
 _BUF_LEN = struct.Struct(">i").pack
 _NULL_BUFFER = _BUF_LEN(-1)
 OWNER_AT = 44  # byte offset of ephemeralOwner in the Stat
@@ -98,7 +98,7 @@ def data_length(rec: bytes) -> int:
 
 
 def acl_id_of(rec: bytes) -> int:
-    return META_AT(rec, STAT_SIZE)[0] & ACL_ID  # type: ignore[no-any-return]
+    return _META_AT(rec, STAT_SIZE)[0] & ACL_ID  # type: ignore[no-any-return]
 
 
 def stat_owner(rec: bytes) -> int:
