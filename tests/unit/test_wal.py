@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from pyzk.storage.wal import (
     HEAD,
     HEADER,
+    ZERO_AHEAD,
     LogCorruptError,
     LogTail,
     LogWriteError,
@@ -167,3 +170,42 @@ def test_failed_write_leaves_only_durable_records(tmp_path: Path, monkeypatch) -
     zxids, tails = records(tmp_path)
     assert zxids == [1, 2, 3, 4]
     assert all(t.reason in ("end", "zeros") for t in tails)
+
+
+FS_IOC_FIEMAP = 0xC020660B
+FIEMAP_EXTENT_UNWRITTEN = 0x800
+
+
+def unwritten_extents(path: Path, start: int, length: int) -> list[tuple[int, int]]:
+    """(offset, length) of the extents in a range that are allocated but never written."""
+    head = struct.Struct("=QQIIII")  # struct fiemap
+    extent = struct.Struct("=QQQQQI12x")  # struct fiemap_extent
+    count = 64
+    buf = bytearray(head.pack(start, length, 1, 0, count, 0) + bytes(extent.size * count))
+    with path.open("rb") as f:
+        try:
+            fcntl.ioctl(f.fileno(), FS_IOC_FIEMAP, buf)
+        except OSError:
+            pytest.skip("this filesystem does not map extents (FIEMAP)")
+    mapped = head.unpack_from(buf)[3]
+    found = []
+    for i in range(mapped):
+        logical, _, size, _, _, flags = extent.unpack_from(buf, head.size + i * extent.size)
+        if flags & FIEMAP_EXTENT_UNWRITTEN:
+            found.append((logical, size))
+    return found
+
+
+def test_records_land_on_zeros_already_written(tmp_path: Path) -> None:
+    # Writing into an allocated-but-unwritten extent changes file metadata, which makes
+    # every fdatasync commit a journal transaction; the log writes zeros ahead instead.
+    wal = TxnLog(tmp_path, 8 * ZERO_AHEAD)
+    wal.append([(1, payload(1))])
+    assert wal.current is not None
+    assert unwritten_extents(wal.current, 0, ZERO_AHEAD) == []
+    big = [(z, bytes(ZERO_AHEAD // 4)) for z in range(2, 8)]  # past the first zeroed stretch
+    wal.append(big)
+    assert unwritten_extents(wal.current, 0, 2 * ZERO_AHEAD) == []
+    wal.close()
+    zxids = [item[0] for item in read_log(tmp_path, 0) if not isinstance(item, LogTail)]
+    assert zxids == list(range(1, 8))
