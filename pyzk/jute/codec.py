@@ -173,11 +173,42 @@ def _compile_decoder(cls: type, fields: list[tuple[str, _Kind]]) -> Callable[...
             s = g.name("_S", st.unpack_from)
             names = ", ".join(f"v_{n}" for n, _ in run)
             g.lines.append(f"    ({names},) = {s}(buf, pos); pos += {st.size}")
+        elif kind.code == "vec" and not isinstance(kind.elem, _Kind):
+            _decode_record_vector(g, f"v_{run[0][0]}", kind)
         else:
             _decode_var(g, f"v_{run[0][0]}", kind, indent="    ")
     args = ", ".join(f"v_{n}" for n, _ in fields)
     g.lines.append(f"    return cls({args}), pos")
     return _exec(g, "decode", cls)
+
+
+# Vectors of records up to this size are remembered by their bytes (see below).
+MEMO_MAX = 256
+
+
+def _decode_record_vector(g: _Gen, target: str, kind: _Kind) -> None:
+    """Emit a vector-of-records decode that reuses the last result for the same bytes.
+
+    Almost every create carries the same ACL (world:anyone, all permissions), and
+    decoding it builds three objects each time. Jute's encoding is self-delimiting, so
+    if the bytes at ``pos`` start with exactly the bytes of the last vector decoded
+    here, decoding them again would give the same records and end at the same place:
+    the decoder copies the remembered list instead. Records are never mutated, so the
+    copies can share them.
+    """
+    m = g.name("_M", [(b"", ())])  # [(bytes of the last small vector, its records)]
+    g.lines += [
+        f"    raw, known = {m}[0]",
+        "    if raw and buf[pos:pos + len(raw)] == raw:",
+        f"        {target} = list(known); pos += len(raw)",
+        "    else:",
+        "        start = pos",
+    ]
+    _decode_var(g, target, kind, indent="        ")
+    g.lines += [
+        f"        if pos - start <= {MEMO_MAX}:",
+        f"            {m}[0] = (bytes(buf[start:pos]), tuple({target}))",
+    ]
 
 
 def _decode_var(g: _Gen, target: str, kind: _Kind, indent: str) -> None:

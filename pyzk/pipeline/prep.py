@@ -49,7 +49,9 @@ from pyzk.tree.txn import (
 SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
 
 _STAT_AT = STAT.unpack_from
-_MODES = {m.value: m for m in CreateMode}  # faster than the enum's own lookup
+# flags -> (sequential, ephemeral, TTL): a dict and a tuple, not the enum's own lookup
+# and properties, on every create.
+_MODES = {m.value: (m.is_sequential, m.is_ephemeral, m.is_ttl) for m in CreateMode}
 
 
 @dataclass(slots=True)
@@ -249,8 +251,10 @@ class Prep:
         mode = _MODES.get(req.flags)
         if mode is None:
             raise KeeperError(Err.BADARGUMENTS, req.path)
+        sequential, ephemeral, ttl_mode = mode
         ttl = req.ttl if isinstance(req, r.CreateTTLRequest) else -1
-        self._validate_mode(op, mode, ttl, req.path)
+        if ttl_mode or op == OpCode.createTTL:
+            self._validate_ttl(op, ttl_mode, ttl, req.path)
         path = req.path
         slash = path.rfind("/")
         if slash == -1 or "\0" in path:
@@ -259,7 +263,7 @@ class Prep:
         acl = self._fixup_acl(req.acl, path)
         parent = self.record(parent_path)
         self._check_acl(parent.acl, Perms.CREATE)
-        if mode.is_sequential:
+        if sequential:
             path = f"{path}{parent.creates:010d}"
         if path_error(path) is not None:
             raise KeeperError(Err.BADARGUMENTS, path)
@@ -269,7 +273,7 @@ class Prep:
             raise KeeperError(Err.NOCHILDRENFOREPHEMERALS, path)
         data_len = len(req.data) if req.data else 0
         self._check_quota(path, data_len, 1)
-        owner = self._owner_for(op, mode, sid, ttl)
+        owner = self._owner_for(op, ephemeral, sid, ttl)
         creates = parent.creates + 1
         grown = parent.changed(zxid)
         grown.creates, grown.num_children = creates, parent.num_children + 1
@@ -277,17 +281,17 @@ class Prep:
         self._add(Pending(zxid, path, True, owner=owner, acl=acl, data_length=data_len))
         return CreateTxn(path, req.data, acl, owner, creates)
 
-    def _validate_mode(self, op: int, mode: CreateMode, ttl: int, path: str) -> None:
-        if op == OpCode.createTTL and not mode.is_ttl:
+    def _validate_ttl(self, op: int, ttl_mode: bool, ttl: int, path: str) -> None:
+        if op == OpCode.createTTL and not ttl_mode:
             raise KeeperError(Err.BADARGUMENTS, path)
-        if mode.is_ttl:
+        if ttl_mode:
             if not self.extended_types:
                 raise KeeperError(Err.UNIMPLEMENTED, path)
             if not 0 < ttl <= (1 << 40) - 1:
                 raise KeeperError(Err.BADARGUMENTS, path)
 
     @staticmethod
-    def _owner_for(op: int, mode: CreateMode, sid: int, ttl: int) -> int:
+    def _owner_for(op: int, ephemeral: bool, sid: int, ttl: int) -> int:
         """The new node's raw ephemeralOwner, as ZooKeeper's txn for ``op`` records it.
 
         The opcode decides, not the flags: createContainer (19) makes a container even
@@ -298,7 +302,7 @@ class Prep:
             return CONTAINER_OWNER
         if op == OpCode.createTTL:
             return ttl_owner(ttl)
-        return sid if mode.is_ephemeral else 0
+        return sid if ephemeral else 0
 
     def _fixup_acl(self, acl: list[r.ACL], path: str) -> AclList:
         if len(acl) == 1:  # the usual world:anyone ACL, which fixup_acl keeps as it is

@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 _PASSWD_KEY = b"pyzk-session-passwd-v1"
 _PASSWD_LEN = 16
 _CLOSE_SESSION = OpCode.closeSession
+_SESSION_TXNS = frozenset({CreateSessionTxn, CloseSessionTxn})  # see _session_effects
 _BAD_REQUEST = (struct.error, MarshallingError, IndexError, UnicodeDecodeError)
 
 
@@ -199,20 +200,28 @@ class Processor:
 
     def commit(self, txns: list[Txn]) -> None:
         """Apply logged txns in zxid order and answer them."""
+        if not txns:
+            return
+        tree = self.tree
         for txn in txns:
-            applied = self.tree.apply(txn)
-            self.prep.applied(txn.zxid)
+            applied = tree.apply(txn)
             for watcher, event, path in applied.fired:
                 self._send(watcher, notification(event, path))  # type: ignore[arg-type]
             origin = self._origin_of(txn)
-            self._session_effects(txn, origin)
+            if type(txn.body) in _SESSION_TXNS:
+                self._session_effects(txn, origin)
             if origin is None or origin.conn is None:
                 continue
             conn = origin.conn
-            if conn.held:
-                conn.held.popleft()  # this write's place in the session order
+            held = conn.held
+            if held:
+                held.popleft()  # this write's place in the session order
             self._answer_write(conn, origin, txn, applied.result)
-            self._release_held(conn)
+            if held:
+                self._release_held(conn)
+        # The prepare stage needs no pending records for what the tree now shows; nothing
+        # above prepares a write, so dropping them once for the batch is the same.
+        self.prep.applied(txns[-1].zxid)
 
     def _origin_of(self, txn: Txn) -> InFlight | None:
         """Who is waiting for this txn here (and so must be answered)."""

@@ -20,7 +20,7 @@ code and leave the tree unchanged, and cversion/pzxid only ever move forward.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyzk.jute.codes import Err, EventType
@@ -105,7 +105,7 @@ class Applied:
     """The outcome of :meth:`DataTree.apply`."""
 
     result: Result
-    fired: list[Fired] = field(default_factory=list)
+    fired: list[Fired]  # watches the txn triggered, in ZooKeeper's order
 
 
 class DataTree:
@@ -204,7 +204,12 @@ class DataTree:
             self.set_config(config)  # membership is this server's, not the leader's state
 
     def _cow(self, path: str, rec: bytes) -> None:
-        """Keep a node's record for the snapshot being written before changing it."""
+        """Keep a node's record for the snapshot being written before changing it.
+
+        The write path calls this (and :meth:`_cow_parent`) only while a snapshot is
+        being written (``self.view`` set), and fires watches only if there are any:
+        each call skipped is a few percent of a small write.
+        """
         view = self.view
         if view is not None and path not in view.preserved:
             view.preserved[path] = (rec, self.owner_of(path, rec))
@@ -270,15 +275,15 @@ class DataTree:
 
     def apply(self, txn: Txn) -> Applied:
         """Apply a txn prepared for this tree; see the module docstring."""
-        out = Applied(Result())
+        fired: list[Fired] = []
         body = txn.body
         if isinstance(body, MultiTxn):
-            out.result = self._apply_multi(txn, body, out.fired)
+            result = self._apply_multi(txn, body, fired)
         else:
-            out.result = self._apply_one(txn, body, out.fired)
+            result = _APPLY[type(body)](self, txn, body, fired)
         if txn.zxid > self.last_zxid:
             self.last_zxid = txn.zxid
-        return out
+        return Applied(result, fired)
 
     def _apply_one(self, txn: Txn, body: TxnBody, fired: list[Fired]) -> Result:
         handler: _Apply = _APPLY[type(body)]
@@ -315,7 +320,8 @@ class DataTree:
         if parent is None:
             return Result(err=Err.NONODE)
         zxid = txn.zxid
-        self._cow_parent(parent_path, parent)
+        if self.view is not None:
+            self._cow_parent(parent_path, parent)
         created = new_stat(zxid, txn.time_ms, t.data, t.owner)
         nodes[path] = record(created, self.acl_id(t.acl), t.data)
         kids = self.kids.get(parent_path)
@@ -330,17 +336,20 @@ class DataTree:
         f[NUM_CHILDREN] = len(kids.names)
         f[CVERSION] = 2 * parent_creates - f[NUM_CHILDREN]
         nodes[parent_path] = restat(parent, f)
-        self._track_owner(path, t.owner)
+        if t.owner:
+            self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
         if parent_path.startswith(QUOTA):
             if name == LIMIT_NODE:
                 self.quotas.add(parent_path[len(QUOTA) :])
             elif name == STAT_NODE:
                 self._recount_quota(parent_path[len(QUOTA) :])
-        self._count_quota(path, len(t.data) if t.data else 0, 1)
+        if self.quotas.roots:
+            self._count_quota(path, len(t.data) if t.data else 0, 1)
         w = self.watches
-        w.trigger_data(path, EventType.NodeCreated, fired)
-        w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
+        if w.data.by_path or w.child.by_path:
+            w.trigger_data(path, EventType.NodeCreated, fired)
+            w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
         # The reply's Stat is the one created, before any quota bookkeeping changed it.
         return Result(path=path, stat=created)
 
@@ -352,8 +361,9 @@ class DataTree:
         parent_path, name = split(path)
         parent = nodes[parent_path]
         owner = self.owner_of(path, rec)
-        self._cow(path, rec)
-        self._cow_parent(parent_path, parent)
+        if self.view is not None:
+            self._cow(path, rec)
+            self._cow_parent(parent_path, parent)
         del nodes[path]
         self.kids.pop(path, None)  # empty, or the txn would not have been prepared
         f = fields(parent)
@@ -365,16 +375,19 @@ class DataTree:
         if txn.zxid > f[PZXID]:
             f[PZXID] = txn.zxid
         nodes[parent_path] = restat(parent, f)
-        self._untrack_owner(path, owner)
+        if owner:
+            self._untrack_owner(path, owner)
         size = data_length(rec)
         self.data_size -= len(path) + size
         if parent_path.startswith(ZOOKEEPER) and name == LIMIT_NODE:
             self.quotas.remove(parent_path[len(QUOTA) :])
-        self._count_quota(path, -size, -1)
+        if self.quotas.roots:
+            self._count_quota(path, -size, -1)
         w = self.watches
-        seen = w.trigger_data(path, EventType.NodeDeleted, fired)
-        w.trigger_child(path, EventType.NodeDeleted, fired, skip=seen)
-        w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
+        if w.data.by_path or w.child.by_path:
+            seen = w.trigger_data(path, EventType.NodeDeleted, fired)
+            w.trigger_child(path, EventType.NodeDeleted, fired, skip=seen)
+            w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
         return Result()
 
     def _set_data(self, txn: Txn, t: SetDataTxn, fired: list[Fired]) -> Result:
@@ -382,7 +395,8 @@ class DataTree:
         rec = self.nodes.get(path)
         if rec is None:
             return Result(err=Err.NONODE)
-        self._cow(path, rec)
+        if self.view is not None:
+            self._cow(path, rec)
         f = fields(rec)
         old_len = f[DATA_LENGTH]
         new_len = len(t.data) if t.data else 0
@@ -393,8 +407,10 @@ class DataTree:
         f[DATA_LENGTH] = new_len
         stat = STAT.pack(*f)
         self.nodes[path] = with_data(rec, stat, t.data)
-        self._count_quota(path, new_len - old_len, 0)
-        self.watches.trigger_data(path, EventType.NodeDataChanged, fired)
+        if self.quotas.roots:
+            self._count_quota(path, new_len - old_len, 0)
+        if self.watches.data.by_path:
+            self.watches.trigger_data(path, EventType.NodeDataChanged, fired)
         return Result(stat=stat)
 
     def _set_acl(self, txn: Txn, t: SetACLTxn, fired: list[Fired]) -> Result:
@@ -428,14 +444,13 @@ class DataTree:
         self.sessions.pop(txn.session_id, None)
         return Result()
 
-    # --- loading a snapshot ------------------------------------------------------------
-
     # --- helpers ----------------------------------------------------------------------
 
     def _count_quota(self, path: str, bytes_diff: int, count_diff: int) -> None:
         """Charge a change to the deepest quota above ``path`` (updateQuotaStat).
 
         The stats node's data changes in place: no new version or mzxid, as in ZooKeeper.
+        Callers skip the call when there are no quotas at all, the usual case on every write.
         """
         prefix = self.quotas.max_prefix(path)
         if prefix is None:
