@@ -121,7 +121,9 @@ class Prep:
                 raise KeeperError(Err.NONODE, path)
             f = _STAT_AT(node)
             n = f[9]
-            owner = f[7] or tree.hidden_owner(path)
+            owner = f[7]
+            if not owner and (tree.containers or tree.ttls):
+                owner = tree.hidden_owner(path)
             rec = Pending(
                 -1, path, True, f[4], f[6], (f[5] + n) // 2, n, owner, tree.acl_of(node), f[8]
             )
@@ -235,16 +237,12 @@ class Prep:
     def _one(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
         if op == OpCode.reconfig and not self.reconfig_enabled:
             raise KeeperError(Err.RECONFIGDISABLED)  # checked before anything else
-        if op != OpCode.deleteContainer:  # the server's own request has no session
-            self._check_session(sid)
+        if sid not in self.live and op != OpCode.deleteContainer:
+            raise KeeperError(Err.SESSIONEXPIRED)  # (the reaper's deletes have no session)
         handler = _HANDLERS.get(op)
         if handler is None:
             raise KeeperError(Err.UNIMPLEMENTED)
         return handler(self, sid, zxid, op, req, time_ms)
-
-    def _check_session(self, sid: int) -> None:
-        if sid not in self.live:
-            raise KeeperError(Err.SESSIONEXPIRED)
 
     def _create(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
         assert isinstance(req, r.CreateRequest | r.CreateTTLRequest)

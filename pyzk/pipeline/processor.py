@@ -204,8 +204,8 @@ class Processor:
             return
         tree = self.tree
         for txn in txns:
-            applied = tree.apply(txn)
-            for watcher, event, path in applied.fired:
+            result, fired = tree.apply(txn)
+            for watcher, event, path in fired:
                 self._send(watcher, notification(event, path))  # type: ignore[arg-type]
             origin = self._origin_of(txn)
             if type(txn.body) in _SESSION_TXNS:
@@ -216,7 +216,7 @@ class Processor:
             held = conn.held
             if held:
                 held.popleft()  # this write's place in the session order
-            self._answer_write(conn, origin, txn, applied.result)
+            self._answer_write(conn, origin, txn, result)
             if held:
                 self._release_held(conn)
         # The prepare stage needs no pending records for what the tree now shows; nothing

@@ -100,12 +100,9 @@ class Result:
     op: int = 0
 
 
-@dataclass(slots=True)
-class Applied:
-    """The outcome of :meth:`DataTree.apply`."""
-
-    result: Result
-    fired: list[Fired]  # watches the txn triggered, in ZooKeeper's order
+# What applying a txn did, and the watches it fired in ZooKeeper's order (a plain tuple:
+# one is made per write).
+Applied = tuple[Result, list[Fired]]
 
 
 class DataTree:
@@ -283,7 +280,7 @@ class DataTree:
             result = _APPLY[type(body)](self, txn, body, fired)
         if txn.zxid > self.last_zxid:
             self.last_zxid = txn.zxid
-        return Applied(result, fired)
+        return result, fired
 
     def _apply_one(self, txn: Txn, body: TxnBody, fired: list[Fired]) -> Result:
         handler: _Apply = _APPLY[type(body)]

@@ -28,7 +28,8 @@ class SessionTracker:
         timeout = self.timeouts.get(session_id)
         if timeout is None:
             return False
-        due = self._round(now + timeout)
+        tick = self.tick_ms
+        due = ((now + timeout) // tick + 1) * tick  # _round, inline: once per request
         old = self._deadline.get(session_id)
         if old == due:
             return True

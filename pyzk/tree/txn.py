@@ -117,17 +117,14 @@ _TAGS: dict[type, int] = {
 _BY_TAG = {v: k for k, v in _TAGS.items()}
 
 
-def _acl_list(acl: AclList) -> list[list[Any]]:
-    return [list(a) for a in acl]
-
-
 # Each body kind as the list its wire form holds (tag first), spelled out per kind: this
-# runs once per write.
+# runs once per write. ACLs are tuples of tuples, which msgpack writes as arrays as it
+# would lists: no copy.
 _TO_LIST: dict[type, Callable[[Any], list[Any]]] = {
-    CreateTxn: lambda b: [1, b.path, b.data, _acl_list(b.acl), b.owner, b.parent_cversion],
+    CreateTxn: lambda b: [1, b.path, b.data, b.acl, b.owner, b.parent_cversion],
     DeleteTxn: lambda b: [2, b.path],
     SetDataTxn: lambda b: [5, b.path, b.data, b.version],
-    SetACLTxn: lambda b: [7, b.path, _acl_list(b.acl), b.version],
+    SetACLTxn: lambda b: [7, b.path, b.acl, b.version],
     CheckVersionTxn: lambda b: [13, b.path, b.version],
     MultiTxn: lambda b: [14, [_body_to_list(op) for op in b.ops]],
     ErrorTxn: lambda b: [-1, b.err],

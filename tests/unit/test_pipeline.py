@@ -9,7 +9,15 @@ from pyzk.jute.codes import Err, EventType, OpCode, Xid
 from pyzk.pipeline.connection import CONNECT, ClientConnection
 from pyzk.pipeline.processor import Processor, Settings
 from pyzk.tree.datatree import DataTree
-from pyzk.tree.txn import Txn, decode_txn, encode_txn
+from pyzk.tree.txn import (
+    CreateTxn,
+    DeleteTxn,
+    MultiTxn,
+    SetACLTxn,
+    Txn,
+    decode_txn,
+    encode_txn,
+)
 
 OPEN = [r.ACL(31, r.Id("world", "anyone"))]
 
@@ -155,6 +163,24 @@ def test_replaying_the_log_rebuilds_the_same_tree() -> None:
     assert replayed.nodes == h.tree.nodes and replayed.acls == h.tree.acls
     assert replayed.ephemerals == h.tree.ephemerals
     assert replayed.sessions == h.tree.sessions
+
+
+def test_txn_bytes_in_the_log_stay_the_same() -> None:
+    # Logs outlive builds: a txn written by an earlier build (here 116fb4c) must still
+    # decode, so the encoding may not drift even where msgpack would accept both forms.
+    acl = ((31, "world", "anyone"), (1, "digest", "u:h"))
+    body = MultiTxn(
+        (CreateTxn("/a", b"x", acl, 0, 3), SetACLTxn("/a", ((5, "ip", "10.0.0.1"),), 2),
+         DeleteTxn("/b"))
+    )  # fmt: skip
+    txn = Txn(0x1234, 7, 0x100000005, 1_700_000_000_000, body)
+    written = bytes.fromhex(
+        "95cd123407cf0000000100000005cf0000018bcfe56800920e939601a22f61c4017892931fa5776f726c"
+        "64a6616e796f6e659301a6646967657374a3753a6800039407a22f61919305a26970a831302e302e30"
+        "2e31029202a22f62"
+    )
+    assert encode_txn(txn) == written
+    assert decode_txn(written) == txn
 
 
 def test_container_reaper_deletes_through_the_pipeline() -> None:
