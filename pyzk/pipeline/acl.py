@@ -261,7 +261,6 @@ class AuthInfo:
         """May this connection do ``perm`` on a node with ``acl``? (checkACL)"""
         if self.security.skip_acl or not acl:
             return True
-        ids = self.ids()
         for perms, scheme, expr in acl:
             if not perms & perm:
                 continue
@@ -270,12 +269,12 @@ class AuthInfo:
             provider = self.security.provider(scheme)
             if provider is None:
                 continue
-            for s, ident in ids:
+            for s, ident in self.ids():
                 if s == scheme and provider.matches(ident, expr):
                     return True
         # A super user may anything (super:"" or x509's super:<subject>); checked last,
         # as the answer is the same and most requests are granted by the ACL itself.
-        return any(s == "super" for s, _ in ids)
+        return any(s == "super" for s, _ in self.ids())
 
     def check(self, acl: AclList, perm: int) -> None:
         if not self.allows(acl, perm):

@@ -49,6 +49,7 @@ from pyzk.tree.txn import (
 SPECIAL_PATHS = frozenset({"/", ZOOKEEPER, QUOTA, CONFIG})
 
 _STAT_AT = STAT.unpack_from
+_CREATES = (r.CreateRequest, r.CreateTTLRequest)  # a tuple: "A | B" builds a Union per call
 # flags -> (sequential, ephemeral, TTL): a dict and a tuple, not the enum's own lookup
 # and properties, on every create.
 _MODES = {m.value: (m.is_sequential, m.is_ephemeral, m.is_ttl) for m in CreateMode}
@@ -245,7 +246,7 @@ class Prep:
         return handler(self, sid, zxid, op, req, time_ms)
 
     def _create(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
-        assert isinstance(req, r.CreateRequest | r.CreateTTLRequest)
+        assert isinstance(req, _CREATES)
         mode = _MODES.get(req.flags)
         if mode is None:
             raise KeeperError(Err.BADARGUMENTS, req.path)
@@ -311,8 +312,9 @@ class Prep:
 
     def _check_acl(self, acl: AclList, perm: int) -> None:
         """NOAUTH unless the requester may ``perm`` (the server's own requests may)."""
-        if self._auth is not None:
-            self._auth.check(acl, perm)
+        auth = self._auth
+        if auth is not None and not auth.allows(acl, perm):
+            raise KeeperError(Err.NOAUTH)
 
     def _delete(self, sid: int, zxid: int, op: int, req: object, time_ms: int) -> TxnBody:
         assert isinstance(req, r.DeleteRequest)

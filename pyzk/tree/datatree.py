@@ -50,7 +50,6 @@ from pyzk.tree.node import (
     ttl_of,
     with_data,
 )
-from pyzk.tree.paths import split
 from pyzk.tree.quota import (
     BYTES,
     COUNT,
@@ -312,7 +311,8 @@ class DataTree:
         path, nodes = t.path, self.nodes
         if path in nodes:
             return Result(err=Err.NODEEXISTS)
-        parent_path, name = split(path)
+        cut = path.rfind("/")
+        parent_path = path[:cut] or "/"
         parent = nodes.get(parent_path)
         if parent is None:
             return Result(err=Err.NONODE)
@@ -337,6 +337,7 @@ class DataTree:
             self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
         if parent_path.startswith(QUOTA):
+            name = path[cut + 1 :]
             if name == LIMIT_NODE:
                 self.quotas.add(parent_path[len(QUOTA) :])
             elif name == STAT_NODE:
@@ -355,7 +356,8 @@ class DataTree:
         rec = nodes.get(path)
         if rec is None:
             return Result(err=Err.NONODE)
-        parent_path, name = split(path)
+        cut = path.rfind("/")
+        parent_path = path[:cut] or "/"
         parent = nodes[parent_path]
         owner = self.owner_of(path, rec)
         if self.view is not None:
@@ -376,7 +378,7 @@ class DataTree:
             self._untrack_owner(path, owner)
         size = data_length(rec)
         self.data_size -= len(path) + size
-        if parent_path.startswith(ZOOKEEPER) and name == LIMIT_NODE:
+        if parent_path.startswith(ZOOKEEPER) and path[cut + 1 :] == LIMIT_NODE:
             self.quotas.remove(parent_path[len(QUOTA) :])
         if self.quotas.roots:
             self._count_quota(path, -size, -1)
