@@ -137,20 +137,12 @@ def _body_to_list(body: TxnBody) -> list[Any]:
     return _TO_LIST[type(body)](body)
 
 
-def _body_from_list(item: list[Any]) -> TxnBody:
-    tag, *fields = item
-    cls = _BY_TAG[tag]
+def _body_from_array(item: tuple[Any, ...]) -> TxnBody:
+    """A body from its wire array, read as tuples: ACLs and paths need no conversion."""
+    cls = _BY_TAG[item[0]]
     if cls is MultiTxn:
-        return MultiTxn(tuple(_body_from_list(op) for op in fields[0]))
-    if cls is CreateTxn:
-        path, data, acl, owner, pcv = fields
-        return CreateTxn(path, data, tuple(tuple(a) for a in acl), owner, pcv)
-    if cls is SetACLTxn:
-        path, acl, version = fields
-        return SetACLTxn(path, tuple(tuple(a) for a in acl), version)
-    if cls is CloseSessionTxn:
-        return CloseSessionTxn(tuple(fields[0]))
-    body: TxnBody = cls(*fields)
+        return MultiTxn(tuple(_body_from_array(op) for op in item[1]))
+    body: TxnBody = cls(*item[1:])
     return body
 
 
@@ -163,5 +155,5 @@ def encode_txn(txn: Txn) -> bytes:
 
 
 def decode_txn(raw: bytes) -> Txn:
-    sid, cxid, zxid, time_ms, body = msgpack.unpackb(raw, raw=False, use_list=True)
-    return Txn(sid, cxid, zxid, time_ms, _body_from_list(body))
+    sid, cxid, zxid, time_ms, body = msgpack.unpackb(raw, raw=False, use_list=False)
+    return Txn(sid, cxid, zxid, time_ms, _body_from_array(body))
