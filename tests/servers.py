@@ -8,6 +8,7 @@ left behind.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -24,24 +25,47 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
+def _test_ports() -> range:
+    """Where test servers' ports come from: below the kernel's ephemeral range.
+
+    A port the kernel hands out as "free" (bind to port 0) comes from the ephemeral
+    range, which is also where the source ports of outgoing connections come from: in
+    the moment between choosing the port and the server binding it, a connection of
+    some other process (an ensemble's peers dial each other constantly) can take it,
+    and the server fails to start with EADDRINUSE. Ports below that range are only
+    ever taken by an explicit bind.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - 12000), low)
+
+
+_PORTS = _test_ports()
+_handed_out: set[int] = set()  # not offered twice in one test run
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return free_ports(1, host)[0]
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct free ports (all held open while choosing, so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((host, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct ports that ``host`` can bind now and this run has not handed out."""
+    rng = random.Random()
+    out: list[int] = []
+    while len(out) < n:
+        port = rng.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        out.append(port)
+    return out
 
 
 def four_letter(port: int, word: str, host: str = "127.0.0.1", timeout: float = 5.0) -> str:
