@@ -66,6 +66,7 @@ class LogStage:
         self._rng = rng or random.Random()
         self._queue: list[Txn] = []
         self._writing = False
+        self._lone_pending = False  # a lone write waits for _write_lone
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-log")
         self._snapper = ThreadPoolExecutor(1, thread_name_prefix="pyzk-snap")
         self._since_snap = 0
@@ -95,30 +96,42 @@ class LogStage:
     def _maybe_write(self) -> None:
         if self._writing or not self._queue:
             return
+        if len(self._queue) == 1 and not self._roll_next and self.last_fsync_ms < INLINE_FSYNC_MS:
+            if not self._lone_pending:  # see _write_lone
+                self._lone_pending = True
+                self._idle.clear()
+                asyncio.get_running_loop().call_soon(self._write_lone)
+            return
         batch, self._queue = self._queue, []
         records = [(t.zxid, encode_txn(t)) for t in batch]
         roll, self._roll_next = self._roll_next, False
         self._writing = True
         self._idle.clear()
-        if len(batch) == 1 and not roll and self.last_fsync_ms < INLINE_FSYNC_MS:
-            self._write_inline(batch, records)
-            return
         fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, records, roll)
         fut.add_done_callback(lambda f: self._written(f, batch))
 
-    def _write_inline(self, batch: list[Txn], records: list[tuple[int, bytes]]) -> None:
-        """A lone write while nothing else is being written: on this thread, now.
+    def _write_lone(self) -> None:
+        """A lone write while nothing else is being written: synced on this thread.
 
         Handing a write to the writer thread and its answer back costs two thread
         wake-ups, about 130 us on this kind of machine, more than half of what a lone
-        write waits for its fdatasync. When writes come one at a time (a single client,
-        a lock recipe) there is nothing to group them with, so the loop syncs them
-        itself; anything arriving meanwhile waits in the socket buffers. Only while the
-        disk is fast: a slow fsync sends the next batches to the thread again, so a
-        stalling disk cannot freeze the loop more than once.
+        write waits for its fdatasync. This runs once the event loop has handled every
+        socket that was ready with the write's own, so writes that arrived together
+        still go to the thread as one batch (while it syncs, the loop reads more for
+        the next); only a write that is still alone, a single client's or a lock
+        recipe's, is synced here, with anything arriving meanwhile waiting in the
+        socket buffers. Only while the disk is fast: a slow fsync sends the next writes
+        to the thread again, so a stalling disk cannot freeze the loop more than once.
         """
+        self._lone_pending = False
+        if self._writing or len(self._queue) != 1:
+            self._maybe_write()
+            return
+        batch, self._queue = self._queue, []
+        self._writing = True
+        self._idle.clear()
         try:
-            ms = self._write(records, False)
+            ms = self._write([(batch[0].zxid, encode_txn(batch[0]))], False)
         except Exception as e:
             self._finish(batch, 0.0, e)
         else:

@@ -1,8 +1,11 @@
-"""The log stage's choice of where to sync a batch: inline for a lone write, else the thread."""
+"""The log stage's choice of where to sync: a lone write on the loop, batches on the thread."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,8 +27,22 @@ class Recorder:
         self.failed.append([t.zxid for t in txns])
 
 
-def stage(tmp_path: Path, rec: Recorder) -> LogStage:
-    return LogStage(TxnLog(tmp_path), DataTree(), tmp_path, rec.on_durable, rec.on_failed)
+class CountingExecutor(ThreadPoolExecutor):
+    """The writer thread, counting the batches handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def stage(tmp_path: Path, rec: Recorder) -> tuple[LogStage, CountingExecutor]:
+    ls = LogStage(TxnLog(tmp_path), DataTree(), tmp_path, rec.on_durable, rec.on_failed)
+    ls._writer = writer = CountingExecutor()
+    return ls, writer
 
 
 def txn(zxid: int) -> Txn:
@@ -36,41 +53,43 @@ def logged(d: Path) -> list[int]:
     return [item[0] for item in read_log(d, 0) if not isinstance(item, LogTail)]
 
 
-async def test_a_lone_write_is_durable_before_append_returns(tmp_path: Path) -> None:
+async def test_a_lone_write_is_synced_without_the_thread(tmp_path: Path) -> None:
     rec = Recorder()
-    ls = stage(tmp_path, rec)
+    ls, writer = stage(tmp_path, rec)
     ls.append([txn(1)])
-    assert rec.durable == [[1]]  # synced on this thread: nothing to await
+    await ls.drain()
+    assert rec.durable == [[1]] and writer.submitted == 0
     assert logged(tmp_path) == [1]
-    await ls.drain()
 
 
-async def test_batches_and_slow_disks_go_to_the_writer_thread(tmp_path: Path) -> None:
+async def test_writes_arriving_together_go_to_the_thread_as_one_batch(tmp_path: Path) -> None:
     rec = Recorder()
-    ls = stage(tmp_path, rec)
-    ls.append([txn(1), txn(2)])
-    assert rec.durable == []  # a batch is written by the thread
+    ls, writer = stage(tmp_path, rec)
+    ls.append([txn(1)])  # two connections' writes read in one turn of the loop
+    ls.append([txn(2)])
     await ls.drain()
-    assert rec.durable == [[1, 2]]
-    ls.last_fsync_ms = INLINE_FSYNC_MS * 10  # the disk was slow a moment ago
-    ls.append([txn(3)])
-    assert rec.durable == [[1, 2]]
-    await ls.drain()
-    assert rec.durable == [[1, 2], [3]] and logged(tmp_path) == [1, 2, 3]
+    assert rec.durable == [[1, 2]] and writer.submitted == 1
 
 
-async def test_a_lone_write_that_fails_inline_is_refused(
+async def test_after_a_slow_fsync_a_lone_write_goes_to_the_thread(tmp_path: Path) -> None:
+    rec = Recorder()
+    ls, writer = stage(tmp_path, rec)
+    ls.last_fsync_ms = INLINE_FSYNC_MS * 10
+    ls.append([txn(1)])
+    await ls.drain()
+    assert rec.durable == [[1]] and writer.submitted == 1
+
+
+async def test_a_lone_write_that_fails_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rec = Recorder()
-    ls = stage(tmp_path, rec)
-    ls.append([txn(1)])
+    ls, writer = stage(tmp_path, rec)
 
     def full(records: list[tuple[int, bytes]]) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ls.log, "append", full)
-    ls.last_fsync_ms = 0.0  # the first write, which made the file, may have been slow
-    ls.append([txn(2)])
-    assert rec.failed == [[2]] and rec.durable == [[1]]
+    ls.append([txn(1)])
     await ls.drain()
+    assert rec.failed == [[1]] and rec.durable == [] and writer.submitted == 0
