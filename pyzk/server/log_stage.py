@@ -100,7 +100,8 @@ class LogStage:
             if not self._lone_pending:  # see _write_lone
                 self._lone_pending = True
                 self._idle.clear()
-                asyncio.get_running_loop().call_soon(self._write_lone)
+                loop = asyncio.get_running_loop()
+                loop.call_soon(loop.call_soon, self._write_lone)
             return
         batch, self._queue = self._queue, []
         records = [(t.zxid, encode_txn(t)) for t in batch]
@@ -115,13 +116,15 @@ class LogStage:
 
         Handing a write to the writer thread and its answer back costs two thread
         wake-ups, about 130 us on this kind of machine, more than half of what a lone
-        write waits for its fdatasync. This runs once the event loop has handled every
-        socket that was ready with the write's own, so writes that arrived together
-        still go to the thread as one batch (while it syncs, the loop reads more for
-        the next); only a write that is still alone, a single client's or a lock
-        recipe's, is synced here, with anything arriving meanwhile waiting in the
-        socket buffers. Only while the disk is fast: a slow fsync sends the next writes
-        to the thread again, so a stalling disk cannot freeze the loop more than once.
+        write waits for its fdatasync. This runs two callbacks later, so the event loop
+        has polled its sockets once more (uvloop runs callbacks before it polls) and
+        handled what was waiting: writes that arrive together, such as a crowd of
+        clients opening sessions, still go to the thread as one batch (while it syncs,
+        the loop reads more for the next). Only a write that is still alone, a single
+        client's or a lock recipe's, is synced here, with anything arriving meanwhile
+        waiting in the socket buffers. Only while the disk is fast: a slow fsync sends
+        the next writes to the thread again, so a stalling disk cannot freeze the loop
+        more than once.
         """
         self._lone_pending = False
         if self._writing or len(self._queue) != 1:
