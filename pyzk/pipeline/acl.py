@@ -272,7 +272,7 @@ class AuthInfo:
             for s, ident in self.ids():
                 if s == scheme and provider.matches(ident, expr):
                     return True
-        # A super user may anything (super:"" or x509's super:<subject>); checked last,
+        # A super user may do anything (super:"" or x509's super:<subject>); checked last,
         # as the answer is the same and most requests are granted by the ACL itself.
         return any(s == "super" for s, _ in self.ids())
 

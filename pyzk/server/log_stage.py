@@ -36,7 +36,7 @@ from pyzk.tree.txn import Txn, encode_txn
 log = logging.getLogger(__name__)
 
 # A lone write is synced on the event loop's thread while the last fsync took less than
-# this (see LogStage._write_inline).
+# this (see LogStage._write_lone).
 INLINE_FSYNC_MS = 1.0
 
 
