@@ -96,7 +96,7 @@ class LogStage:
     def _maybe_write(self) -> None:
         if self._writing or not self._queue:
             return
-        if len(self._queue) == 1 and not self._roll_next and self.last_fsync_ms < INLINE_FSYNC_MS:
+        if self._is_lone():
             if not self._lone_pending:  # see _write_lone
                 self._lone_pending = True
                 self._idle.clear()
@@ -127,7 +127,7 @@ class LogStage:
         more than once.
         """
         self._lone_pending = False
-        if self._writing or len(self._queue) != 1:
+        if self._writing or not self._is_lone():  # things changed in the two callbacks
             self._maybe_write()
             return
         batch, self._queue = self._queue, []
@@ -139,6 +139,12 @@ class LogStage:
             self._finish(batch, 0.0, e)
         else:
             self._finish(batch, ms, None)
+
+    def _is_lone(self) -> bool:
+        """One write queued, no roll due, and the disk fast: see :meth:`_write_lone`."""
+        return (
+            len(self._queue) == 1 and not self._roll_next and self.last_fsync_ms < INLINE_FSYNC_MS
+        )
 
     def _write(self, records: list[tuple[int, bytes]], roll: bool) -> float:
         """Writer thread: one write and one fdatasync for the whole batch."""

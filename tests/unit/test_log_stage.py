@@ -80,6 +80,21 @@ async def test_after_a_slow_fsync_a_lone_write_goes_to_the_thread(tmp_path: Path
     assert rec.durable == [[1]] and writer.submitted == 1
 
 
+async def test_a_roll_due_meanwhile_sends_the_lone_write_to_the_thread(tmp_path: Path) -> None:
+    # A snapshot asks for a new log file while the lone write waits for its turn: the
+    # roll happens before that write, on the writer thread, as for any batch.
+    rec = Recorder()
+    ls, writer = stage(tmp_path, rec)
+    ls.append([txn(1)])
+    await ls.drain()
+    ls.last_fsync_ms = 0.0  # the write that made the file may have been slow
+    ls.append([txn(2)])
+    ls._roll_next = True
+    await ls.drain()
+    assert rec.durable == [[1], [2]] and writer.submitted == 1
+    assert logged(tmp_path) == [1, 2] and len(list(tmp_path.glob("log.*"))) == 2
+
+
 async def test_a_lone_write_that_fails_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
