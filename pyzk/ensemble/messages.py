@@ -57,11 +57,14 @@ class SyncDone:
 AppMessage = Forward | Touch | SyncRequest | SyncDone
 _KINDS: list[type] = [Forward, Touch, SyncRequest, SyncDone]
 KIND_BASE = 100  # ZAB's kinds are below this
+_KIND_OF = {cls: KIND_BASE + i for i, cls in enumerate(_KINDS)}
+# Field names per kind (dataclasses.astuple would deep-copy every payload).
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in _KINDS}
 
 
 def encode_app(msg: AppMessage) -> bytes:
-    kind = KIND_BASE + _KINDS.index(type(msg))
-    body = [getattr(msg, f.name) for f in fields(msg)]  # not astuple: it deep-copies
+    kind = _KIND_OF[type(msg)]
+    body = [getattr(msg, name) for name in _FIELDS[type(msg)]]
     return msgpack.packb([WIRE_VERSION, kind, *body], use_bin_type=True)  # type: ignore[no-any-return]
 
 
@@ -82,8 +85,10 @@ def is_app(raw: bytes) -> bool:
 def decode_app(raw: bytes) -> AppMessage:
     try:
         version, kind, *body = msgpack.unpackb(raw, raw=False)
+        if not KIND_BASE <= kind < KIND_BASE + len(_KINDS):
+            raise BadMessage(f"unknown message kind {kind}")
         cls = _KINDS[kind - KIND_BASE]
-        if version != WIRE_VERSION or len(body) != len(fields(cls)):
+        if version != WIRE_VERSION or len(body) != len(_FIELDS[cls]):
             raise BadMessage(f"bad {cls.__name__}")
         msg: AppMessage = cls(*body)
         return msg

@@ -236,13 +236,15 @@ class QuorumServer(Server):
         if proc.unconfirmed:
             proc.start_round(peer.confirm_leadership())  # its pings go out below
         txns = proc.take_to_log()
-        for i, txn in enumerate(txns):
-            self._proposed[txn.zxid] = txn  # applied from here: no need to decode it again
-            if peer.propose(encode_txn(txn)) != txn.zxid:
-                log.warning("leadership lost with %d writes unproposed", len(txns) - i)
+        if txns:
+            # The processor numbers txns consecutively from the zxid ZAB hands out next.
+            if peer.propose([encode_txn(txn) for txn in txns]) == txns[0].zxid:
+                for txn in txns:
+                    self._proposed[txn.zxid] = txn  # applied from here: not decoded again
+            else:
+                log.warning("leadership lost with %d writes unproposed", len(txns))
                 proc.clear_pending()
                 self._proposed.clear()
-                break
         leader = peer.leader_id
         for msg in proc.take_forward():
             if leader is not None:

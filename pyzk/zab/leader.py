@@ -17,7 +17,11 @@ becomes committed now — and tells the learners UPTODATE with its commit point.
 *Broadcast.* A proposal gets the next zxid of the epoch, is logged here and sent to
 every voting learner that is synced or syncing. It commits when a quorum of voters has
 logged it (our own log counts once the shell says the entry is on disk), strictly in
-zxid order; followers get COMMIT, observers INFORM with the payload.
+zxid order; followers get COMMIT, observers INFORM with the payload. An ACK is
+cumulative: a learner logs its leader's proposals in the order they come, so "logged
+Z" means every proposal up to Z, and a learner acknowledges a batch of them with one
+ACK. What is committed is then the highest zxid that a quorum of voters has logged
+(etcd's raft commits by match index the same way).
 
 A learner that connects later goes through the same steps alone and joins broadcast.
 The leader pings learners every half tick; if it is not established within initLimit
@@ -35,6 +39,7 @@ followers have left its epoch (etcd's ReadIndex does the same).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pyzk.zab.messages import (
@@ -50,16 +55,19 @@ from pyzk.zab.messages import (
     Notification,
     Ping,
     Proposal,
+    Proposals,
     Snap,
     State,
     Trunc,
     UpToDate,
+    epoch_of,
     make_zxid,
 )
 from pyzk.zab.peer import Peer, Role
 from pyzk.zab.sync import plan_sync
 
 MAX_COUNTER = 0xFFFFFFFF  # a zxid counter at its limit forces a new epoch
+BATCH_BYTES = 1 << 20  # payload bytes per PROPOSALS packet (one larger write goes alone)
 
 
 @dataclass(slots=True)
@@ -83,9 +91,10 @@ class Leader(Role):
         self.connecting: dict[int, int] = {peer.sid: peer.accepted_epoch}
         self.epoch_acks: set[int] = {peer.sid}
         self.newleader_acks: set[int] = {peer.sid}
-        self.acks: dict[int, set[int]] = {}  # outstanding proposal zxid -> voters that logged it
-        self.payloads: dict[int, bytes] = {}
-        self.unpersisted: set[int] = set()
+        # The newest proposal of this leadership each voter has logged (this server:
+        # once the shell says so). A voter that disconnects keeps its entry: what it
+        # logged stays logged.
+        self.logged: dict[int, int] = {}
         self.counter = 0
         self.deadline = now + t.init_limit * t.tick_ms
         self.next_ping = now
@@ -135,11 +144,7 @@ class Leader(Role):
         self.learners.pop(sid, None)
 
     def persisted(self, zxids: list[int]) -> None:
-        for z in zxids:
-            self.unpersisted.discard(z)
-            if z in self.acks:
-                self.acks[z].add(self.peer.sid)
-        self._try_commit()
+        self._logged(self.peer.sid, zxids[-1])
 
     # --- discovery --------------------------------------------------------------------
 
@@ -235,9 +240,8 @@ class Leader(Role):
                 if self.peer.is_quorum(self.newleader_acks):
                     self._establish()
             return
-        if not lk.observer and msg.zxid in self.acks:
-            self.acks[msg.zxid].add(sender)
-            self._try_commit()
+        if not lk.observer and epoch_of(msg.zxid) == self.epoch:
+            self._logged(sender, msg.zxid)
 
     def _establish(self) -> None:
         p = self.peer
@@ -257,41 +261,47 @@ class Leader(Role):
 
     # --- broadcast --------------------------------------------------------------------
 
-    def propose(self, payload: bytes) -> int | None:
-        if not self.established or self.counter >= MAX_COUNTER:
+    def propose(self, payloads: list[bytes]) -> int | None:
+        """Replicate ``payloads`` as consecutive proposals: the first zxid, or None if
+        this leader takes none of them (not established, or the epoch's counter would
+        run out)."""
+        if not self.established or self.counter + len(payloads) > MAX_COUNTER:
             return None
         assert self.epoch is not None
-        self.counter += 1
-        zxid = make_zxid(self.epoch, self.counter)
+        first = make_zxid(self.epoch, self.counter + 1)
+        self.counter += len(payloads)
         p = self.peer
-        p.append(zxid, payload)
-        self.acks[zxid] = set()
-        self.payloads[zxid] = payload
-        self.unpersisted.add(zxid)
+        for i, payload in enumerate(payloads):
+            p.append(first + i, payload)
+        batches = list(_batches(first, payloads))
         for sid, lk in self.learners.items():
             if not lk.observer and lk.phase in ("syncing", "synced"):
-                p.send(sid, Proposal(lk.link, zxid, payload))
-        return zxid
+                for zxid, batch in batches:
+                    p.send(sid, Proposals(lk.link, zxid, batch))
+        return first
+
+    def _logged(self, sid: int, zxid: int) -> None:
+        if zxid > self.logged.get(sid, 0):
+            self.logged[sid] = zxid
+            self._try_commit()
 
     def _try_commit(self) -> None:
-        """Commit outstanding proposals in zxid order while each has a quorum.
+        """Commit up to the highest zxid a quorum of voters has logged.
 
-        ``acks`` is in proposal (zxid) order, so its first key is the oldest. Followers
-        get one COMMIT for the newest zxid committed here (a learner applies everything
-        up to it); observers an INFORM per entry, since they never saw the proposals.
+        Followers get one COMMIT for it (a learner applies everything up to it);
+        observers an INFORM per entry, since they never saw the proposals.
         """
-        p, acks = self.peer, self.acks
-        committed: list[tuple[int, bytes]] = []
-        while acks:
-            zxid = next(iter(acks))
-            if not p.is_quorum(acks[zxid]):
-                break
-            del acks[zxid]
-            committed.append((zxid, self.payloads.pop(zxid)))
+        p = self.peer
+        if not self.established:
+            return  # the history commits as a whole when the epoch is established
+        need = len(p.voters) // 2 + 1
+        logged = sorted((z for sid, z in self.logged.items() if sid in p.voters), reverse=True)
+        if len(logged) < need or logged[need - 1] <= p.committed:
+            return
+        committed = p.commit_to(logged[need - 1])
         if not committed:
             return
         last = committed[-1][0]
-        p.commit_to(last)
         for sid, lk in self.learners.items():
             if lk.phase not in ("syncing", "synced"):
                 continue
@@ -344,3 +354,17 @@ class Leader(Role):
             if lk.phase == "synced" and not lk.observer and now - lk.last_heard <= limit
         }
         return self.peer.is_quorum(heard)
+
+
+def _batches(first: int, payloads: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """Split consecutive proposals into packets of at most BATCH_BYTES of payload."""
+    start, size = 0, 0
+    for i, payload in enumerate(payloads):
+        if size and size + len(payload) > BATCH_BYTES:
+            yield first + start, payloads[start:i]
+            start, size = i, 0
+        size += len(payload)
+    if start == 0:
+        yield first, payloads
+    else:
+        yield first + start, payloads[start:]

@@ -11,7 +11,8 @@ only once everything before it is logged. UPTODATE says what is committed: we ap
 and start serving.
 
 In broadcast a follower logs each PROPOSAL and acknowledges it (the ACK leaves only once
-the entry is on disk: the Ready contract), and applies on COMMIT, in order. An observer
+the entry is on disk: the Ready contract; proposals logged together get one ACK, for the
+last of them, since ACKs are cumulative), and applies on COMMIT, in order. An observer
 never acknowledges: it logs and applies each INFORM.
 
 A learner that hears nothing from its leader for syncLimit ticks (initLimit while
@@ -32,6 +33,7 @@ from pyzk.zab.messages import (
     NewLeader,
     Ping,
     Proposal,
+    Proposals,
     Snap,
     Trunc,
     UpToDate,
@@ -150,14 +152,31 @@ class Learner(Role):
 
     def _proposal(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Proposal)
+        if self._log(msg.zxid, msg.payload):
+            self._ack(msg.zxid)
+
+    def _proposals(self, now: int, msg: Message) -> None:
+        assert isinstance(msg, Proposals)
+        zxid, logged = msg.zxid, False
+        for payload in msg.payloads:
+            logged = self._log(zxid, payload) or logged
+            zxid += 1
+        if logged:
+            self._ack(zxid - 1)  # cumulative: it covers the whole packet
+
+    def _log(self, zxid: int, payload: bytes) -> bool:
+        """Log a proposal unless we have it; did we?"""
         p = self.peer
-        if msg.zxid <= p.history.last:
-            return  # covered by a snapshot we installed
-        p.append(msg.zxid, msg.payload)
+        if zxid <= p.history.last:
+            return False  # covered by a snapshot we installed
+        p.append(zxid, payload)
+        if self.phase == "sync":
+            self.synced.append(zxid)
+        return True
+
+    def _ack(self, zxid: int) -> None:
         if not self.observer and self.phase in ("newleader", "broadcast"):
-            p.send(self.leader, Ack(self.link, msg.zxid))
-        elif self.phase == "sync":
-            self.synced.append(msg.zxid)
+            self.peer.ack(self.leader, Ack(self.link, zxid))
 
     def _commit(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Commit)
@@ -187,6 +206,7 @@ _HANDLERS = {
     NewLeader: Learner._new_leader,
     UpToDate: Learner._up_to_date,
     Proposal: Learner._proposal,
+    Proposals: Learner._proposals,
     Commit: Learner._commit,
     Inform: Learner._inform,
     Ping: Learner._ping,

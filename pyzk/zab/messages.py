@@ -124,6 +124,19 @@ class Proposal:
 
 
 @dataclass(frozen=True, slots=True)
+class Proposals:
+    """Consecutive proposals of one epoch in one packet: zxids ``zxid``, ``zxid`` + 1...
+
+    The leader's broadcast: a batch of writes costs each learner one packet, not one
+    per write.
+    """
+
+    link: int
+    zxid: int  # the first proposal's
+    payloads: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class Commit:
     link: int
     zxid: int
@@ -182,6 +195,7 @@ Message = (
     | Ack
     | UpToDate
     | Ping
+    | Proposals
 )
 
 _KINDS: list[type] = [
@@ -199,6 +213,7 @@ _KINDS: list[type] = [
     Ack,
     UpToDate,
     Ping,
+    Proposals,
 ]
 _KIND_OF = {cls: i for i, cls in enumerate(_KINDS)}
 # Field names per kind (dataclasses.astuple would deep-copy every payload).
@@ -230,11 +245,13 @@ def decode(raw: bytes) -> Message:
         version, kind, *body = msgpack.unpackb(raw, raw=False)
         if version != WIRE_VERSION:
             raise BadMessage(f"wire version {version}, expected {WIRE_VERSION}")
+        if not 0 <= kind < len(_KINDS):
+            raise BadMessage(f"unknown message kind {kind}")
         cls = _KINDS[kind]
         if cls is Notification:
             state, ee, pe, zxid, leader, accepted = body
             return Notification(State(state), ee, Vote(pe, zxid, leader), accepted)
-        if len(body) != len(fields(cls)):
+        if len(body) != len(_FIELDS[cls]):
             raise BadMessage(f"{cls.__name__} with {len(body)} fields")
         msg: Message = cls(*body)
         return msg

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from pyzk.zab.election import Election, ElectionTiming
 from pyzk.zab.history import Entry, Epochs, History, Install, Ready, Truncate
-from pyzk.zab.messages import Message, Notification, Snap, State, Vote
+from pyzk.zab.messages import Ack, Message, Notification, Snap, State, Vote, counter_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,12 +110,13 @@ class Peer:
         if self.role is not None:
             self.role.disconnected(now, sid)
 
-    def propose(self, payload: bytes) -> int | None:
-        """Replicate a txn (leader only, once established); its zxid, or None."""
+    def propose(self, payloads: list[bytes]) -> int | None:
+        """Replicate txns (leader only, once established) with consecutive zxids: the
+        first one's, or None when none was taken."""
         from pyzk.zab.leader import Leader
 
         if isinstance(self.role, Leader):
-            return self.role.propose(payload)
+            return self.role.propose(payloads)
         return None
 
     def confirm_leadership(self) -> tuple[int, int] | None:
@@ -160,6 +161,24 @@ class Peer:
     def send(self, to: int, msg: Message) -> None:
         self._ready.messages.append((to, msg))
 
+    def ack(self, to: int, ack: Ack) -> None:
+        """Send a broadcast ACK, folded into the one just before it (ACKs are cumulative).
+
+        An ACK of counter 0 acknowledges NEWLEADER, not a proposal: it is never folded.
+        """
+        msgs = self._ready.messages
+        if msgs:
+            last_to, last = msgs[-1]
+            if (
+                last_to == to
+                and isinstance(last, Ack)
+                and last.link == ack.link
+                and counter_of(last.zxid) != 0
+            ):
+                msgs[-1] = (to, ack)
+                return
+        msgs.append((to, ack))
+
     def _send_all(self, msgs: list[tuple[int, Notification]]) -> None:
         self._ready.messages.extend(msgs)
 
@@ -170,15 +189,16 @@ class Peer:
         self.history.append(zxid, payload)
         self._ready.add_append((zxid, payload))
 
-    def commit_to(self, zxid: int) -> None:
-        """Apply every logged entry up to ``zxid`` not applied yet."""
+    def commit_to(self, zxid: int) -> list[Entry]:
+        """Apply every logged entry up to ``zxid`` not applied yet; those entries."""
         if zxid <= self.committed:
-            return
+            return []
         entries = self.history.between(self.committed, zxid)
         if entries:
             self._ready.add_apply(entries)
             self.committed = entries[-1][0]
             self.history.trim(self.committed)
+        return entries
 
     def truncate(self, zxid: int) -> None:
         self.history.truncate(zxid)

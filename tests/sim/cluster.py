@@ -309,11 +309,15 @@ class Cluster:
             if node.sid in self.frozen:
                 continue  # its clients wait; the others' go to whoever leads now
             if node.peer is not None and node.peer.serving and node.role == State.LEADING:
-                self.writes += 1
-                payload = f"w{self.writes}".encode()
-                zxid = node.peer.propose(payload)
-                if zxid is not None:
-                    self.proposed[zxid] = (node.sid, payload)
+                # One to three writes at once: a leader proposes what a batch brought.
+                payloads = []
+                for _ in range(self.rng.choice((1, 1, 2, 3))):
+                    self.writes += 1
+                    payloads.append(f"w{self.writes}".encode())
+                first = node.peer.propose(payloads)
+                if first is not None:
+                    for i, payload in enumerate(payloads):
+                        self.proposed[first + i] = (node.sid, payload)
                     self._process(node)
                 return
 

@@ -42,15 +42,12 @@ def test_a_broken_commit_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
 
     def commit_at_once(self: leader_module.Leader) -> None:
         p = self.peer
-        while self.acks:
-            zxid = min(self.acks)
-            del self.acks[zxid]
-            payload = self.payloads.pop(zxid)
-            p.commit_to(zxid)
-            for sid, lk in self.learners.items():
-                if lk.phase in ("syncing", "synced") and not lk.observer:
-                    p.send(sid, leader_module.Commit(lk.link, zxid))
-                elif lk.phase in ("syncing", "synced"):
+        committed = p.commit_to(p.history.last)
+        for sid, lk in self.learners.items():
+            if lk.phase in ("syncing", "synced") and not lk.observer and committed:
+                p.send(sid, leader_module.Commit(lk.link, committed[-1][0]))
+            elif lk.phase in ("syncing", "synced"):
+                for zxid, payload in committed:
                     p.send(sid, leader_module.Inform(lk.link, zxid, payload))
 
     monkeypatch.setattr(leader_module.Leader, "_try_commit", commit_at_once)
@@ -68,8 +65,8 @@ def test_a_broken_commit_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def _propose_and_commit(propose):  # type: ignore[no-untyped-def]
-    def wrapped(self, payload):  # type: ignore[no-untyped-def]
-        zxid = propose(self, payload)
+    def wrapped(self, payloads):  # type: ignore[no-untyped-def]
+        zxid = propose(self, payloads)
         if zxid is not None:
             self._try_commit()  # before anyone, even this server, logged it
         return zxid

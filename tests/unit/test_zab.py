@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import random
 
+import msgpack
+import pytest
+
+from pyzk.ensemble.messages import decode_app
 from pyzk.zab.election import ElectionTiming
 from pyzk.zab.history import Append, Epochs, History, Ready
 from pyzk.zab.messages import (
+    WIRE_VERSION,
+    BadMessage,
     FollowerInfo,
     LeaderInfo,
     Notification,
+    Proposals,
     State,
     Vote,
     decode,
@@ -35,8 +42,24 @@ def test_messages_round_trip_on_the_wire() -> None:
         Notification(State.LEADING, 7, Vote(3, make_zxid(3, 9), 2), 4),
         FollowerInfo(99, 3, make_zxid(3, 1), True),
         LeaderInfo(5, 4),
+        Proposals(7, make_zxid(2, 3), [b"a", b"", b"c" * 300]),
     ):
         assert decode(encode(msg)) == msg
+
+
+@pytest.mark.parametrize("kind", [-1, 15, 99, 100])
+def test_a_message_of_an_unknown_kind_is_refused(kind: int) -> None:
+    """Not read as another kind (a negative index would name one from the end)."""
+    raw = msgpack.packb([WIRE_VERSION, kind, 1, 2, 3], use_bin_type=True)
+    with pytest.raises(BadMessage):
+        decode(raw)
+
+
+@pytest.mark.parametrize("kind", [99, 104, 200])
+def test_an_app_message_of_an_unknown_kind_is_refused(kind: int) -> None:
+    raw = msgpack.packb([WIRE_VERSION, kind, 1, 2, 3], use_bin_type=True)
+    with pytest.raises(BadMessage):
+        decode_app(raw)
 
 
 def history(entries: list[tuple[int, bytes]], base: int = 0, window: int = 100) -> History:
@@ -237,3 +260,104 @@ def test_a_learner_acks_the_proposals_its_sync_brought_once_it_acks_newleader() 
     p.step(33, 3, NewLeader(link, make_zxid(5, 0)))
     acks = [m.zxid for _, m in p.ready().messages if isinstance(m, Ack)]
     assert acks == [make_zxid(5, 0), *outstanding]
+
+
+def test_a_follower_acks_proposals_logged_together_once() -> None:
+    """One ACK per batch, for its last proposal: ACKs are cumulative. An ACK of
+    NEWLEADER (counter 0) is not a proposal's and stays."""
+    from pyzk.zab.messages import Ack, Diff, NewLeader, Proposal, UpToDate
+
+    p = peer(1)
+    p.step(0, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    link = next(m for _, m in p.ready().messages if isinstance(m, FollowerInfo)).link
+    p.step(30, 3, LeaderInfo(link, 5))
+    p.step(31, 3, Diff(link, 0))
+    p.ready()
+    p.step(32, 3, NewLeader(link, make_zxid(5, 0)))
+    p.step(33, 3, Proposal(link, make_zxid(5, 1), b"a"))
+    p.step(33, 3, Proposal(link, make_zxid(5, 2), b"b"))
+    acks = [m.zxid for _, m in p.ready().messages if isinstance(m, Ack)]
+    assert acks == [make_zxid(5, 0), make_zxid(5, 2)]
+    p.step(34, 3, UpToDate(link, make_zxid(5, 0)))
+    p.step(35, 3, Proposal(link, make_zxid(5, 3), b"c"))
+    p.step(35, 3, Proposals(link, make_zxid(5, 4), [b"d", b"e"]))
+    p.step(35, 3, Proposals(link, make_zxid(5, 6), [b"f"]))
+    r = p.ready()
+    assert [m.zxid for _, m in r.messages if isinstance(m, Ack)] == [make_zxid(5, 6)]
+    assert r.ops == [Append([(make_zxid(5, i), b"cdef"[i - 3 : i - 2]) for i in range(3, 7)])]
+
+
+def established_leader() -> tuple[Peer, dict[int, int]]:
+    """Server 3 leading voters 1 and 2 in epoch 1; the learners' links."""
+    from pyzk.zab.messages import Ack, AckEpoch
+
+    p = peer(3)
+    p.step(0, 1, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    assert p.state == State.LEADING
+    links = {1: 11, 2: 22}
+    for sid, link in links.items():
+        p.step(30, sid, FollowerInfo(link, 0, 0, False))
+    for sid, link in links.items():
+        p.step(31, sid, AckEpoch(link, 0, 0))
+    for sid, link in links.items():
+        p.step(32, sid, Ack(link, make_zxid(1, 0)))
+    assert p.serving
+    p.advance(p.ready())
+    return p, links
+
+
+def test_a_cumulative_ack_commits_every_proposal_up_to_it() -> None:
+    from pyzk.zab.messages import Ack, Commit
+
+    p, links = established_leader()
+    assert p.propose([b"x0", b"x1"]) == make_zxid(1, 1)
+    assert p.propose([b"x2"]) == make_zxid(1, 3)
+    zxids = [make_zxid(1, i) for i in (1, 2, 3)]
+    p.advance(p.ready())  # logged here: one voter of the two needed
+    assert p.committed < zxids[0]
+    p.step(40, 1, Ack(links[1], zxids[1]))  # voter 1 logged the first two
+    r = p.ready()
+    assert p.committed == zxids[1]
+    assert r.ops[-1].entries == [(zxids[0], b"x0"), (zxids[1], b"x1")]  # type: ignore[union-attr]
+    assert sorted((to, m.zxid) for to, m in r.messages if isinstance(m, Commit)) == [
+        (1, zxids[1]),
+        (2, zxids[1]),
+    ]
+    p.step(41, 2, Ack(links[2], zxids[0]))  # behind the commit point: nothing new
+    assert p.committed == zxids[1] and not p.ready().messages
+    p.step(42, 2, Ack(links[2], zxids[2]))
+    assert p.committed == zxids[2]
+
+
+def test_followers_alone_commit_what_the_leader_has_not_logged_yet() -> None:
+    """A quorum of voters need not include the leader (ZooKeeper's ack sets neither)."""
+    from pyzk.zab.messages import Ack
+
+    p, links = established_leader()
+    z = p.propose([b"x"])
+    assert z is not None
+    p.step(40, 1, Ack(links[1], z))
+    assert p.committed < z  # one voter of three
+    p.step(41, 2, Ack(links[2], z))
+    assert p.committed == z
+
+
+def test_a_leader_broadcasts_a_batch_in_packets_of_bounded_size() -> None:
+    from pyzk.zab import leader
+
+    big = b"x" * (leader.BATCH_BYTES // 2 + 1)
+    assert list(leader._batches(10, [b"a", b"b"])) == [(10, [b"a", b"b"])]
+    assert list(leader._batches(10, [big, big, b"c", big])) == [
+        (10, [big]),
+        (11, [big, b"c"]),
+        (13, [big]),
+    ]
+    huge = b"y" * (leader.BATCH_BYTES + 1)
+    assert list(leader._batches(1, [huge, b"z"])) == [(1, [huge]), (2, [b"z"])]
+    p, _ = established_leader()
+    first = p.propose([big, big, b"c"])
+    sent = [(to, m.zxid, len(m.payloads)) for to, m in p.ready().messages]
+    assert first is not None
+    assert sorted(sent) == [(1, first, 1), (1, first + 1, 2), (2, first, 1), (2, first + 1, 2)]
