@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 _TIMEOUT = struct.Struct(">i")
 _SESSION_KEY = -(1 << 40)  # stands for the cxid of a createSession (not a real cxid)
 SELF = 0  # the "learner" of a sync from the leader's own client (server ids are >= 1)
+AUTH_CACHE = 1024  # distinct id sets of forwarded writes kept (clients rarely differ)
 
 LEADER = "leader"
 FOLLOWER = "follower"
@@ -71,6 +72,8 @@ class EnsembleProcessor(Processor):
         # Leader: syncs waiting for a leadership round to start, then to be confirmed.
         self.unconfirmed: list[tuple[int, SyncRequest]] = []  # (learner or SELF, request)
         self._confirming: deque[tuple[tuple[int, int], int, SyncRequest]] = deque()
+        # Leader: forwarded writes' ids, built once per distinct set (a hash per id).
+        self._auths: dict[tuple[tuple[str, str], ...], AuthInfo] = {}
 
     # --- roles ------------------------------------------------------------------------
 
@@ -322,12 +325,21 @@ class EnsembleProcessor(Processor):
             if req is None:
                 txn = self.prep.error(sid, msg.cxid, Err.MARSHALLINGERROR, self.wall_ms)
             else:
-                auth = AuthInfo(self.settings.security)
-                for scheme, ident in msg.auth:
-                    auth.add((scheme, ident))
-                txn = self.prep.write(sid, msg.cxid, op, req, self.wall_ms, auth)
+                txn = self.prep.write(sid, msg.cxid, op, req, self.wall_ms, self._auth(msg))
         self._inflight[txn.zxid] = InFlight(None, msg.cxid, op)  # answered by the learner
         self.to_log.append(txn)
+
+    def _auth(self, msg: Forward) -> AuthInfo:
+        """The ids a forwarded write carries (read-only to the prep stage: shared)."""
+        key = tuple((scheme, ident) for scheme, ident in msg.auth)
+        auth = self._auths.get(key)
+        if auth is None:
+            if len(self._auths) >= AUTH_CACHE:
+                self._auths.clear()
+            auth = self._auths[key] = AuthInfo(self.settings.security)
+            for ident in key:
+                auth.add(ident)
+        return auth
 
     def commit(self, txns: list[Txn]) -> None:
         super().commit(txns)

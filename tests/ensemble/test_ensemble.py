@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NotReadOnlyCallError
+from kazoo.exceptions import KazooException, NoAuthError, NotReadOnlyCallError
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.security import make_digest_acl
 
 from pyzk.jute.codes import OpCode
 from pyzk.jute.records import ACL, CreateRequest, Id
@@ -75,6 +76,31 @@ def test_a_write_through_a_follower_is_read_on_every_server(ensemble: Ensemble) 
                 c.stop()
     finally:
         writer.stop()
+
+
+def test_acls_hold_for_writes_through_followers(ensemble: Ensemble) -> None:
+    """The leader checks a forwarded write against the ids of the client's connection
+    on the follower, whichever client sent it (it keeps each id set it has built)."""
+    followers = [i for i in ensemble.ids if i != ensemble.leader()]
+    alice = client(
+        f"127.0.0.1:{ensemble.client_ports[followers[0]]}", auth_data=[("digest", "alice:pw")]
+    )
+    bob = client(
+        f"127.0.0.1:{ensemble.client_ports[followers[1]]}", auth_data=[("digest", "bob:pw")]
+    )
+    alice2 = client(
+        f"127.0.0.1:{ensemble.client_ports[followers[1]]}", auth_data=[("digest", "alice:pw")]
+    )
+    try:
+        alice.create("/alices", b"a", acl=[make_digest_acl("alice", "pw", all=True)])
+        for _ in range(3):  # and again, once the leader knows both id sets
+            with pytest.raises(NoAuthError):
+                bob.set("/alices", b"b")
+            alice2.set("/alices", b"c")
+        assert alice.get("/alices")[1].version == 3
+    finally:
+        for c in (alice, bob, alice2):
+            c.stop()
 
 
 def test_sessions_are_global(ensemble: Ensemble) -> None:
