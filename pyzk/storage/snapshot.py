@@ -31,7 +31,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import crc32c
 import msgpack
@@ -50,6 +50,7 @@ FOOTER = struct.Struct(">QI4s")
 PREFIX = "snapshot."
 # Items encoded per chunk: small enough that the event loop keeps serving meanwhile.
 CHUNK_ITEMS = 5000
+READ_SIZE = 1 << 20  # bytes read at a time when loading
 
 
 class SnapshotError(Exception):
@@ -163,25 +164,53 @@ class Loaded:
 
 
 def read_snapshot(path: Path) -> Loaded:
-    """Load and verify one snapshot file; SnapshotError if it is damaged."""
-    data = path.read_bytes()
-    if len(data) < HEADER.size + FOOTER.size:
-        raise SnapshotError(f"{path}: too short to be a snapshot")
-    magic, version, _, zxid = HEADER.unpack_from(data)
-    _items, crc, end = FOOTER.unpack_from(data, len(data) - FOOTER.size)
-    if magic != MAGIC or version not in (2, VERSION) or end != END_MAGIC:
-        raise SnapshotError(f"{path}: bad header or footer")
-    body = memoryview(data)[HEADER.size : len(data) - FOOTER.size]
-    if crc32c.crc32c(body) != crc:
+    """Load and verify one snapshot file; SnapshotError if it is damaged.
+
+    The body is decoded as it is read, a chunk at a time, and checksummed on the way: a
+    snapshot as large as the tree it holds is never in memory whole beside that tree.
+    The checksum is compared at the end, so a damaged file is refused after decoding.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < HEADER.size + FOOTER.size:
+            raise SnapshotError(f"{path}: too short to be a snapshot")
+        magic, version, _, zxid = HEADER.unpack(f.read(HEADER.size))
+        f.seek(size - FOOTER.size)
+        _items, crc, end = FOOTER.unpack(f.read(FOOTER.size))
+        if magic != MAGIC or version not in (2, VERSION) or end != END_MAGIC:
+            raise SnapshotError(f"{path}: bad header or footer")
+        f.seek(HEADER.size)
+        body = _ChecksummedReader(f, size - HEADER.size - FOOTER.size)
+        limit = body.left + 1
+        unpacker = msgpack.Unpacker(
+            body,
+            raw=False,
+            use_list=False,
+            read_size=min(READ_SIZE, limit),
+            max_buffer_size=limit,
+        )
+        load = _load if version == VERSION else _load_v2
+        try:
+            tree = load(zxid, unpacker)
+        except (ValueError, KeyError, TypeError, IndexError, msgpack.UnpackException) as e:
+            raise SnapshotError(f"undecodable snapshot body: {e}") from e
+    if body.left or body.crc != crc:
         raise SnapshotError(f"{path}: checksum mismatch")
-    unpacker = msgpack.Unpacker(raw=False, use_list=False, max_buffer_size=len(body) + 1)
-    unpacker.feed(body)
-    load = _load if version == VERSION else _load_v2
-    try:
-        tree = load(zxid, unpacker)
-    except (ValueError, KeyError, TypeError, IndexError, msgpack.UnpackException) as e:
-        raise SnapshotError(f"undecodable snapshot body: {e}") from e
     return Loaded(zxid, tree)
+
+
+class _ChecksummedReader:
+    """The body of a snapshot file as msgpack reads it: at most ``left`` bytes, with the
+    CRC32C of what was read so far."""
+
+    def __init__(self, f: BinaryIO, left: int) -> None:
+        self.f, self.left, self.crc = f, left, 0
+
+    def read(self, n: int) -> bytes:
+        data = self.f.read(min(n, self.left))
+        self.left -= len(data)
+        self.crc = crc32c.crc32c(data, self.crc)
+        return data
 
 
 def _load(zxid: int, unpacker: msgpack.Unpacker) -> DataTree:

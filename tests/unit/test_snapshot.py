@@ -124,6 +124,21 @@ def test_damaged_snapshot_is_refused(tmp_path: Path) -> None:
         read_snapshot(path)
 
 
+def test_damage_that_still_decodes_is_refused(tmp_path: Path) -> None:
+    """The body is decoded as it is read and checksummed on the way: a flipped byte in a
+    znode's data decodes, and the checksum at the end refuses the file all the same."""
+    tree = DataTree()
+    w = Writer(tree)
+    w(CreateTxn("/n", b"0123456789" * 10, OPEN, 0, 1))
+    path = write_snapshot(tree, tmp_path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"0123456789")
+    data[at] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError, match="checksum"):
+        read_snapshot(path)
+
+
 @pytest.mark.parametrize(
     "items",
     [[], [["s", [], []]], [["a", []], ["k", "", ["/"]]], [["a", []], ["x"]]],
