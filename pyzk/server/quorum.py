@@ -13,6 +13,9 @@ leader (learners), then :meth:`_drive` carries out the consensus core's Ready:
 3. send the messages (only now: an ACK must never promise what is not on disk);
 4. ``advance`` the core.
 
+A leader in broadcast sends first (``Ready.send_first``): its proposals are on their
+way to the followers while its own disk writes them, as ZooKeeper's leader does.
+
 Synchronisation with a new leader (SNAP, TRUNC) replaces or rewinds the state; those
 rare Readies run synchronously. A write the disk refuses stops the server: a member that
 cannot log must not take part (ZooKeeper exits too).
@@ -56,6 +59,7 @@ from pyzk.zab.history import Append, Apply, Epochs, Install, Ready, Truncate
 from pyzk.zab.messages import BadMessage as _Bad
 from pyzk.zab.messages import (
     FollowerInfo,
+    Message,
     Notification,
     Snap,
     State,
@@ -272,6 +276,10 @@ class QuorumServer(Server):
         if not disk:
             self._finish(ready, applied=False)
             return
+        if ready.send_first:
+            # A leader's proposals go out now: the learners log them while we do.
+            self._send(ready.messages)
+            ready.messages = []
         self._writing = True
         fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, disk)
         fut.add_done_callback(lambda f: self._written(f, ready))
@@ -301,7 +309,13 @@ class QuorumServer(Server):
             for op in ready.ops:
                 if isinstance(op, Apply):
                     self._apply(op)
-        for to, msg in ready.messages:
+        self._send(ready.messages)
+        self.peer.advance(ready)
+        self._role_check()
+        self._pump()
+
+    def _send(self, messages: list[tuple[int, Message]]) -> None:
+        for to, msg in messages:
             if isinstance(msg, Snap):
                 msg = Snap(msg.link, self.tree.last_zxid, encode_snapshot(self.tree))
             data = encode(msg)
@@ -309,9 +323,6 @@ class QuorumServer(Server):
                 self.links.send_election(to, data)
             else:
                 self.links.send_quorum(to, data, dial=isinstance(msg, FollowerInfo))
-        self.peer.advance(ready)
-        self._role_check()
-        self._pump()
 
     def _release_syncs(self) -> None:
         last = self.tree.last_zxid

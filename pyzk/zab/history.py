@@ -69,14 +69,27 @@ class Ready:
 
     Persisting before sending is the contract ZAB's safety rests on: an ACK, an epoch
     acknowledgement or a vote never promises what is not on disk.
+
+    ``send_first`` relaxes it where nothing is promised: a leader in broadcast may send
+    its proposals and commits before logging them (ZooKeeper's leader does), since its
+    own log counts toward a quorum only once ``Peer.advance`` says it is on disk. The
+    shell may then send ``messages`` before step 1, so the learners log while it does.
     """
 
     ops: list[Op] = field(default_factory=list)
     messages: list[tuple[int, Message]] = field(default_factory=list)
     state: State | None = None  # set when the role changed
+    send_first: bool = False
 
     def empty(self) -> bool:
         return not (self.ops or self.messages or self.state is not None)
+
+    def promises_nothing(self) -> bool:
+        """Could these messages go before the ops, for a leader in broadcast? Not if the
+        ops change epochs or state, or a SNAP must carry the state after them."""
+        return all(isinstance(op, Append | Apply) for op in self.ops) and not any(
+            isinstance(m, Snap) for _, m in self.messages
+        )
 
     def appended(self) -> list[int]:
         return [z for op in self.ops if isinstance(op, Append) for z, _ in op.entries]

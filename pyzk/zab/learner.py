@@ -31,10 +31,12 @@ from pyzk.zab.messages import (
     LeaderInfo,
     Message,
     NewLeader,
+    Notification,
     Ping,
     Proposal,
     Proposals,
     Snap,
+    State,
     Trunc,
     UpToDate,
     epoch_of,
@@ -78,6 +80,22 @@ class Learner(Role):
 
     def disconnected(self, now: int, sid: int) -> None:
         if sid == self.leader:
+            self.peer.look(now)
+
+    def noticed(self, now: int, sender: int, n: Notification) -> None:
+        """Our leader looking in a later round than the one that chose it has stepped
+        down: look too, at once. (ZooKeeper's learners learn it as the leader closes
+        their connections.) Waiting for the timeout instead lets the others elect
+        without us again and again: when we hold proposals they lack, the leader they
+        elect steps down as soon as we report them, and the election that would pick
+        us never has us in it."""
+        chose = self.peer.election.decision
+        if (
+            sender == self.leader
+            and n.state == State.LOOKING
+            and chose is not None
+            and n.election_epoch > chose.election_epoch
+        ):
             self.peer.look(now)
 
     def step(self, now: int, sender: int, msg: Message) -> None:

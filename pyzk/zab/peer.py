@@ -145,6 +145,10 @@ class Peer:
 
     def ready(self) -> Ready:
         r, self._ready = self._ready, Ready()
+        # Made while leading in broadcast, all of it: a role change marks a Ready with
+        # the new state.
+        broadcasting = r.state is None and self.state == State.LEADING and self.serving
+        r.send_first = broadcasting and r.promises_nothing()
         return r
 
     def has_ready(self) -> bool:

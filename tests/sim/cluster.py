@@ -57,6 +57,7 @@ class Rates:
     break_link: float
     write: float
     pause: float
+    crash_unlogged: float  # a leader dies between sending first and logging (send_first)
 
     @classmethod
     def draw(cls, rng: random.Random) -> Rates:
@@ -68,6 +69,7 @@ class Rates:
             break_link=rng.choice([0.0, 0.002, 0.01]),
             write=rng.choice([0.05, 0.2, 0.5]),
             pause=rng.choice([0.0, 0.002, 0.005]),
+            crash_unlogged=rng.choice([0.0, 0.01, 0.05]),
         )
 
 
@@ -155,6 +157,7 @@ class Cluster:
         self.writes = 0
         self.proposed: dict[int, tuple[int, bytes]] = {}  # zxid -> (leader, payload)
         self.faults = 0
+        self.faulting = True  # until run() heals everything
         self.broken_rule = False
         self.frozen: dict[int, tuple[int, list[Pending]]] = {}  # sid -> (thaw at, held input)
         # Sync rounds under way: (server, its Peer, round, the newest write acknowledged
@@ -172,6 +175,7 @@ class Cluster:
         while self.now < fault_ms:
             self.step(faults=True)
         self.heal_all()
+        self.faulting = False
         deadline = self.now + settle_ms
         while self.now < deadline:
             self.step(faults=False)
@@ -233,6 +237,14 @@ class Cluster:
         if peer is None or not peer.has_ready():
             return
         ready = peer.ready()
+        if ready.send_first:
+            for to, msg in ready.messages:
+                self.net.send(self.now, node.sid, to, msg)
+            ready.messages = []
+            if self.faulting and self.rng.random() < self.rates.crash_unlogged:
+                self._log(f"crash {node.sid} before logging what it sent")
+                self._crash(node.sid)
+                return
         out = node.carry_out(ready)
         peer.advance(ready)
         for to, msg in out:
@@ -266,6 +278,12 @@ class Cluster:
 
     # --- faults and load --------------------------------------------------------------
 
+    def _crash(self, sid: int) -> None:
+        self.nodes[sid].crash()
+        # Its clients never hear about the writes it had not committed.
+        self.proposed = {z: w for z, w in self.proposed.items() if w[0] != sid}
+        self.net.isolate(self.now, sid, set(self.nodes))
+
     def _maybe_fault(self) -> None:
         r, rng, ids = self.rates, self.rng, set(self.nodes)
         x = rng.random()
@@ -274,10 +292,7 @@ class Cluster:
         if x < r.crash and live:
             sid = rng.choice(live)
             self._log(f"crash {sid}")
-            self.nodes[sid].crash()
-            # Its clients never hear about the writes it had not committed.
-            self.proposed = {z: w for z, w in self.proposed.items() if w[0] != sid}
-            self.net.isolate(self.now, sid, ids)
+            self._crash(sid)
         elif x < r.crash + r.restart and down:
             sid = rng.choice(down)
             self._log(f"restart {sid}")

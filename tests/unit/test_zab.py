@@ -361,3 +361,59 @@ def test_a_leader_broadcasts_a_batch_in_packets_of_bounded_size() -> None:
     sent = [(to, m.zxid, len(m.payloads)) for to, m in p.ready().messages]
     assert first is not None
     assert sorted(sent) == [(1, first, 1), (1, first + 1, 2), (2, first, 1), (2, first + 1, 2)]
+
+
+def test_only_a_leader_in_broadcast_sends_before_logging() -> None:
+    """Ready.send_first: a leader's proposals may leave before its own log has them (its
+    ack counts only after advance); a follower's ACKs never may."""
+    from pyzk.zab.history import Apply
+    from pyzk.zab.messages import Ack, Proposals
+
+    p, links = established_leader()
+    first = p.propose([b"a", b"b"])
+    r = p.ready()
+    assert r.send_first and r.appended() == [first, first + 1]
+    assert {type(m) for _, m in r.messages} == {Proposals}
+    p.advance(r)
+    p.step(40, 1, Ack(links[1], first + 1))  # commits: an Apply and COMMITs, no disk
+    r = p.ready()
+    assert r.send_first and {type(op) for op in r.ops} == {Apply}
+
+    f = peer(1)
+    f.step(0, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    f.tick(25)
+    first_ready = f.ready()
+    assert not first_ready.send_first  # FOLLOWERINFO of a new role
+    link = next(m for _, m in first_ready.messages if isinstance(m, FollowerInfo)).link
+    f.step(30, 3, LeaderInfo(link, 5))
+    assert not f.ready().send_first  # an epoch to persist before ACKEPOCH
+    f.step(31, 3, Proposals(link, make_zxid(5, 1), [b"a"]))
+    assert not f.ready().send_first
+
+
+def test_a_leader_sends_a_snapshot_only_after_applying() -> None:
+    """A SNAP carries the state as applied after the Ready's ops: never sent first."""
+    from pyzk.zab.history import Apply
+    from pyzk.zab.messages import Snap
+
+    r = Ready(ops=[Apply([(1, b"x")])], messages=[(1, Snap(7, 1))])
+    assert not r.promises_nothing()
+    r.messages = []
+    assert r.promises_nothing()
+
+
+def test_a_learner_looks_as_soon_as_its_leader_does() -> None:
+    """A LOOKING notification from our leader in a round after the one that chose it:
+    the leader stepped down (found by the simulation: waiting for the timeout let the
+    others elect without this server, over and over, while it held proposals they
+    lacked). One from the round that chose it may be late, and changes nothing."""
+    f = peer(1)
+    f.step(0, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    f.tick(25)
+    assert f.state == State.FOLLOWING and f.leader_id == 3
+    f.step(30, 3, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))  # late, same round
+    assert f.state == State.FOLLOWING
+    f.step(31, 2, Notification(State.LOOKING, 2, Vote(0, 0, 2), 0))  # not our leader
+    assert f.state == State.FOLLOWING
+    f.step(32, 3, Notification(State.LOOKING, 2, Vote(0, 0, 3), 0))
+    assert f.state == State.LOOKING
