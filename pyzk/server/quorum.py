@@ -8,7 +8,8 @@ hands prepared txns to ZAB as proposals (leader) or forwards client writes to th
 leader (learners), then :meth:`_drive` carries out the consensus core's Ready:
 
 1. disk: epochs and log appends, in a writer thread, one fdatasync per Ready — Readies
-   accumulate while one is on disk, which is group commit;
+   accumulate while one is on disk, which is group commit (a lone append, one entry
+   while the disk is fast, is synced on the loop's own thread, as in standalone);
 2. apply the committed txns to the tree, in zxid order, answering waiting clients;
 3. send the messages (only now: an ACK must never promise what is not on disk);
 4. ``advance`` the core.
@@ -45,6 +46,7 @@ from pyzk.pipeline.ensemble import (
     READ_ONLY,
     EnsembleProcessor,
 )
+from pyzk.server.log_stage import INLINE_FSYNC_MS
 from pyzk.server.node import Server
 from pyzk.server.ops_view import QuorumOpsView
 from pyzk.server.peer_auth import PeerSecurity
@@ -114,6 +116,8 @@ class QuorumServer(Server):
         )
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-zab-log")
         self._writing = False
+        self._lone_pending = False  # a lone append waits for _drive_lone
+        self._last_fsync_ms = 0.0  # how long the last write to the log took
         self._stopping = False
         self._roll_next = False
         self._since_snap = 0
@@ -260,12 +264,35 @@ class QuorumServer(Server):
         self.links.flush()
 
     def _drive(self) -> None:
-        if self._writing or self._stopping:
+        if self._writing or self._stopping or self._lone_pending:
             return
         if not self.peer.has_ready():
             self._role_check()  # a role can start serving without anything to carry out
             return
+        if self._lone_ok(self.peer.pending()):
+            self._lone_pending = True  # see _drive_lone
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._drive_lone)
+            return
+        self._carry_out(self.peer.ready(), inline=False)
+
+    def _drive_lone(self) -> None:
+        """A lone log append is written and synced on the event loop's thread, as the
+        standalone log stage does (see LogStage._write_lone): two callbacks later, so
+        that writes arriving together still go to the writer thread as one batch, and
+        only while the disk is fast."""
+        self._lone_pending = False
+        if self._writing or self._stopping or not self.peer.has_ready():
+            self._pump()
+            return
         ready = self.peer.ready()
+        self._carry_out(ready, inline=self._lone_ok(ready))
+
+    def _lone_ok(self, ready: Ready) -> bool:
+        """One entry to append and nothing else to persist, no roll due, a fast disk."""
+        return ready.lone_append() and not self._roll_next and self._last_fsync_ms < INLINE_FSYNC_MS
+
+    def _carry_out(self, ready: Ready, inline: bool) -> None:
         if ready.state is not None:
             self._state_changed(ready.state)
         if any(isinstance(op, Install | Truncate) for op in ready.ops):
@@ -281,11 +308,21 @@ class QuorumServer(Server):
             self._send(ready.messages)
             ready.messages = []
         self._writing = True
+        if inline:
+            self.links.flush()  # before the loop blocks on the disk
+            try:
+                self._write(disk)
+            except Exception as e:
+                self._cannot_log(e)
+            self._writing = False
+            self._finish(ready, applied=False)
+            return
         fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, disk)
         fut.add_done_callback(lambda f: self._written(f, ready))
 
     def _write(self, ops: list[Epochs | Append]) -> None:
-        """Writer thread: epochs, then the log; one fdatasync per append."""
+        """Epochs, then the log; one fdatasync per append (writer thread, or inline)."""
+        t0 = time.monotonic()
         for op in ops:
             if isinstance(op, Epochs):
                 write_epochs(self.config.data_dir, op.accepted, op.current)
@@ -294,14 +331,18 @@ class QuorumServer(Server):
                     self._roll_next = False
                     self.txn_log.roll()
                 self.txn_log.append(op.entries)
+        self._last_fsync_ms = (time.monotonic() - t0) * 1000
 
     def _written(self, fut: asyncio.Future[None], ready: Ready) -> None:
         self._writing = False
         exc = fut.exception()
         if exc is not None:
-            log.critical("cannot write the transaction log (%s): stopping this server", exc)
-            os._exit(1)  # a member that cannot log must not vote or acknowledge
+            self._cannot_log(exc)
         self._finish(ready, applied=False)
+
+    def _cannot_log(self, exc: BaseException) -> None:
+        log.critical("cannot write the transaction log (%s): stopping this server", exc)
+        os._exit(1)  # a member that cannot log must not vote or acknowledge
 
     def _finish(self, ready: Ready, applied: bool) -> None:
         self._clock()

@@ -91,6 +91,11 @@ class Ready:
             isinstance(m, Snap) for _, m in self.messages
         )
 
+    def lone_append(self) -> bool:
+        """Is its disk work a single entry to append, and nothing else?"""
+        appends = [op for op in self.ops if not isinstance(op, Apply)]
+        return len(appends) == 1 and isinstance(appends[0], Append) and len(appends[0].entries) == 1
+
     def appended(self) -> list[int]:
         return [z for op in self.ops if isinstance(op, Append) for z, _ in op.entries]
 

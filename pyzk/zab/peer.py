@@ -151,6 +151,10 @@ class Peer:
         r.send_first = broadcasting and r.promises_nothing()
         return r
 
+    def pending(self) -> Ready:
+        """What the next :meth:`ready` returns so far (to look at, not to change)."""
+        return self._ready
+
     def has_ready(self) -> bool:
         return not self._ready.empty()
 

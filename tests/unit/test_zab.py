@@ -417,3 +417,15 @@ def test_a_learner_looks_as_soon_as_its_leader_does() -> None:
     assert f.state == State.FOLLOWING
     f.step(32, 3, Notification(State.LOOKING, 2, Vote(0, 0, 3), 0))
     assert f.state == State.LOOKING
+
+
+def test_a_lone_append_is_one_entry_and_nothing_else_to_persist() -> None:
+    """What the shell may sync on its own thread (QuorumServer._drive_lone)."""
+    from pyzk.zab.history import Apply
+
+    one = Ready(ops=[Apply([(1, b"x")]), Append([(2, b"y")])])
+    assert one.lone_append()
+    assert not Ready(ops=[Append([(2, b"y"), (3, b"z")])]).lone_append()
+    assert not Ready(ops=[Epochs(1, 1), Append([(2, b"y")])]).lone_append()
+    assert not Ready(ops=[Append([(2, b"y")]), Append([(3, b"z")])]).lone_append()
+    assert not Ready(ops=[Apply([(1, b"x")])]).lone_append()
