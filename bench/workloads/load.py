@@ -25,6 +25,7 @@ OPS: tuple[tuple[str, str, int], ...] = (
 # (shape name, clients, requests in flight per client, group)
 SHAPES = (("1x1", 1, 1, "latency"), ("8x64", 8, 64, "throughput"))
 ENSEMBLE_OPS = ("get-100B", "set-100B", "mixed90-100B")
+ENSEMBLE_WRITE_LATENCY = ("set-100B",)
 
 OPS_PER_SEC = Metric("ops_per_sec", "throughput", "ops/s", HIGHER, 1.0)
 P50 = Metric("p50_us", "p50 latency", "us", LOWER)
@@ -32,13 +33,20 @@ P99 = Metric("p99_us", "p99 latency", "us", LOWER, 1.0)
 CPU_PER_OP = Metric("server_cpu_us_per_op", "server CPU per request", "us", LOWER)
 
 
-def _runner(op: str, size: int, clients: int, inflight: int) -> Runner:
+def _runner(op: str, size: int, clients: int, inflight: int, via: str | None = None) -> Runner:
+    """``via``: connect only to a server in this mode (else zkload spreads the clients)."""
+
     def run(ctx: Context, kind: str, cluster: Cluster | None) -> dict[str, Any]:
         assert cluster is not None
         p = ctx.plan
+        hosts = cluster.hosts
+        if via is not None:
+            modes = cluster.modes()
+            chosen = [s.hosts for s, m in zip(cluster.servers, modes, strict=True) if m == via]
+            hosts = chosen[0] if chosen else hosts  # none in that mode now: any server
         with ResourceWatch(cluster) as watch:
             rec = zkload.run(
-                cluster.hosts,
+                hosts,
                 op,
                 clients=clients,
                 inflight=inflight,
@@ -97,6 +105,21 @@ def workloads() -> list[Workload]:
                     params={"op": op, "size": size, "clients": clients, "inflight": inflight},
                 )
             )
+    for name, op, size in OPS:
+        if name not in ENSEMBLE_WRITE_LATENCY:
+            continue
+        out.append(
+            Workload(
+                name=f"ensemble-{name}-1x1",
+                group="ensemble",
+                description=f"zkload {op}, {size} B, 1 client x 1 in flight on a follower "
+                "(as two clients in three are): forwarded, proposed, logged by a quorum",
+                run=_runner(op, size, 1, 1, via="follower"),
+                headline=(P50, P99, OPS_PER_SEC),
+                params={"op": op, "size": size, "clients": 1, "inflight": 1},
+                topology="ensemble",
+            )
+        )
     for name, op, size in OPS:
         if name not in ENSEMBLE_OPS:
             continue
