@@ -165,16 +165,7 @@ class LogStage:
             log.error("transaction log write failed, %d writes refused: %s", len(failed), exc)
             self.on_failed(failed, exc if isinstance(exc, OSError) else OSError(str(exc)))
         else:
-            self.last_fsync_ms = ms
-            self.fsync_count += 1
-            self.observe("fsynctime", int(ms))
-            if ms > self.fsync_warn_ms:
-                self.slow_fsync()
-                log.warning(
-                    "fsync-ing the write ahead log took %.0fms which will adversely "
-                    "effect operation latency",
-                    ms,
-                )
+            self.report_fsync(ms)
             self.on_durable(batch)
             self._since_snap += len(batch)
             if self._since_snap >= self._snap_at:
@@ -182,6 +173,19 @@ class LogStage:
         if not self._writing and not self._queue:
             self._idle.set()
         self._maybe_write()
+
+    def report_fsync(self, ms: float) -> None:
+        """A write and fdatasync of the log took ``ms`` (also an ensemble member's)."""
+        self.last_fsync_ms = ms
+        self.fsync_count += 1
+        self.observe("fsynctime", int(ms))
+        if ms > self.fsync_warn_ms:
+            self.slow_fsync()
+            log.warning(
+                "fsync-ing the write ahead log took %.0fms which will adversely "
+                "effect operation latency",
+                ms,
+            )
 
     async def drain(self) -> None:
         """Wait until everything appended is written (or failed)."""

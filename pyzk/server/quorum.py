@@ -315,6 +315,7 @@ class QuorumServer(Server):
             except Exception as e:
                 self._cannot_log(e)
             self._writing = False
+            self._report(ready)
             self._finish(ready, applied=False)
             return
         fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, disk)
@@ -338,7 +339,12 @@ class QuorumServer(Server):
         exc = fut.exception()
         if exc is not None:
             self._cannot_log(exc)
+        self._report(ready)
         self._finish(ready, applied=False)
+
+    def _report(self, ready: Ready) -> None:
+        if ready.appended():  # fsynctime, the slow-fsync warning: as in standalone
+            self.log_stage.report_fsync(self._last_fsync_ms)
 
     def _cannot_log(self, exc: BaseException) -> None:
         log.critical("cannot write the transaction log (%s): stopping this server", exc)

@@ -357,6 +357,20 @@ def test_mntr_on_the_leader_reports_its_synced_followers(ensemble: Ensemble) -> 
     assert "zk_server_state\tfollower" in text and "zk_synced_followers" not in text
 
 
+def test_every_member_reports_its_log_fsyncs(ensemble: Ensemble) -> None:
+    """fsynctime in mntr counts each member's own log writes, as in standalone."""
+    c = client(ensemble.hosts)
+    try:
+        c.create("/fsynced", b"x")
+        c.set("/fsynced", b"y")
+    finally:
+        c.stop()
+    for i in ensemble.ids:
+        text = four_letter(ensemble.client_ports[i], "mntr")
+        values = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+        assert int(values["zk_cnt_fsynctime"]) >= 2, (i, values.get("zk_cnt_fsynctime"))
+
+
 def test_containers_are_reaped_by_the_leader_only(tmp_path: Path) -> None:
     ens = Ensemble(tmp_path, extra={"znode.container.checkIntervalMs": "200"})
     try:
