@@ -13,7 +13,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyzk.security import jaas, tls
+from pyzk.security import jaas
 from pyzk.security.sasl import SaslConfig
 from pyzk.security.settings import SecurityConfigError, SecuritySettings
 
@@ -108,7 +108,11 @@ def quorum_credentials(s: SecuritySettings) -> QuorumCredentials | None:
 
 
 def client_tls(s: SecuritySettings, secure_port: int) -> ssl.SSLContext | None:
-    return tls.server_context(s.client_tls) if secure_port > 0 else None
+    if secure_port <= 0:
+        return None
+    from pyzk.security import tls  # cryptography loads in ~100 ms: only when TLS is on
+
+    return tls.server_context(s.client_tls)
 
 
 def quorum_tls(s: SecuritySettings) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
@@ -118,4 +122,6 @@ def quorum_tls(s: SecuritySettings) -> tuple[ssl.SSLContext, ssl.SSLContext] | N
     t = s.quorum_tls
     if t.keystore is None:
         raise SecurityConfigError(f"{t.key('keyStore.location')}: sslQuorum needs a key store")
+    from pyzk.security import tls
+
     return tls.server_context(t), tls.client_context(t)

@@ -34,6 +34,7 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 from pyzk.config import Config
 from pyzk.ensemble.messages import SyncDone, decode_app, encode_app, is_app
@@ -346,7 +347,7 @@ class QuorumServer(Server):
         if ready.appended():  # fsynctime, the slow-fsync warning: as in standalone
             self.log_stage.report_fsync(self._last_fsync_ms)
 
-    def _cannot_log(self, exc: BaseException) -> None:
+    def _cannot_log(self, exc: BaseException) -> NoReturn:
         log.critical("cannot write the transaction log (%s): stopping this server", exc)
         os._exit(1)  # a member that cannot log must not vote or acknowledge
 
