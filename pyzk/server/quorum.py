@@ -271,6 +271,11 @@ class QuorumServer(Server):
             self._role_check()  # a role can start serving without anything to carry out
             return
         if self._lone_ok(self.peer.pending()):
+            if self.peer.state != State.LEADING:
+                # A learner's appends come from one link, its leader's, whose packets
+                # already carry batches: waiting would gather nothing more.
+                self._carry_out(self.peer.ready(), inline=True)
+                return
             self._lone_pending = True  # see _drive_lone
             loop = asyncio.get_running_loop()
             loop.call_soon(loop.call_soon, self._drive_lone)
