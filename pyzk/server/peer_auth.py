@@ -65,15 +65,25 @@ def hello(sid: int, mechanism: str | None) -> bytes:
 
 
 def parse_hello(frame: bytes) -> tuple[int, str | None] | None:
-    """(sid, mechanism) of a hello frame, None if it is not one."""
+    """(sid, mechanism) of a hello frame, None if it is not one.
+
+    PeerAuthError for the hello of another version of the quorum protocol: a member
+    running an incompatible pyzk (during an upgrade, say) is told apart from noise.
+    """
     try:
         msg = msgpack.unpackb(frame, raw=False)
     except (ValueError, TypeError, msgpack.UnpackException):
         return None
     if not isinstance(msg, list) or len(msg) not in (3, 4):
         return None
-    if msg[0] != WIRE_VERSION or msg[1] != "hello" or not isinstance(msg[2], int):
+    if msg[1] != "hello" or not isinstance(msg[2], int):
         return None
+    if msg[0] != WIRE_VERSION:
+        raise PeerAuthError(
+            f"server {msg[2]} speaks version {msg[0]!r} of the quorum protocol and this "
+            f"server version {WIRE_VERSION}: the members of an ensemble must run pyzk "
+            "releases that speak the same version"
+        )
     mechanism = msg[3] if len(msg) == 4 else None
     if mechanism is not None and not isinstance(mechanism, str):
         return None

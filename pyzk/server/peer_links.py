@@ -229,7 +229,11 @@ class Link(asyncio.Protocol):
         self.links.on_batch()
 
     def _greet(self, frame: bytes) -> bool:
-        greeting = parse_hello(frame)
+        try:
+            greeting = parse_hello(frame)
+        except PeerAuthError as e:
+            self._drop(str(e))
+            return False
         if greeting is None:
             self._drop("no hello")
             return False

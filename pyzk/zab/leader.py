@@ -289,7 +289,7 @@ class Leader(Role):
         """Commit up to the highest zxid a quorum of voters has logged.
 
         Followers get one COMMIT for it (a learner applies everything up to it);
-        observers an INFORM per entry, since they never saw the proposals.
+        observers the entries themselves in INFORMs, since they never saw the proposals.
         """
         p = self.peer
         if not self.established:
@@ -302,12 +302,15 @@ class Leader(Role):
         if not committed:
             return
         last = committed[-1][0]
+        informs: list[tuple[int, list[bytes]]] | None = None
         for sid, lk in self.learners.items():
             if lk.phase not in ("syncing", "synced"):
                 continue
             if lk.observer:
-                for zxid, payload in committed:
-                    p.send(sid, Inform(lk.link, zxid, payload))
+                if informs is None:
+                    informs = [b for run in _runs(committed) for b in _batches(*run)]
+                for zxid, batch in informs:
+                    p.send(sid, Inform(lk.link, zxid, batch))
             else:
                 p.send(sid, Commit(lk.link, last))
 
@@ -368,3 +371,14 @@ def _batches(first: int, payloads: list[bytes]) -> Iterator[tuple[int, list[byte
         yield first, payloads
     else:
         yield first + start, payloads[start:]
+
+
+def _runs(entries: list[tuple[int, bytes]]) -> Iterator[tuple[int, list[bytes]]]:
+    """Entries as runs of consecutive zxids: (first zxid, payloads)."""
+    first, payloads = entries[0][0], [entries[0][1]]
+    for zxid, payload in entries[1:]:
+        if zxid != first + len(payloads):
+            yield first, payloads
+            first, payloads = zxid, []
+        payloads.append(payload)
+    yield first, payloads

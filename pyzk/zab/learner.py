@@ -10,10 +10,11 @@ our log. NEWLEADER makes us join the epoch (currentEpoch, persisted) and is ackn
 only once everything before it is logged. UPTODATE says what is committed: we apply it
 and start serving.
 
-In broadcast a follower logs each PROPOSAL and acknowledges it (the ACK leaves only once
-the entry is on disk: the Ready contract; proposals logged together get one ACK, for the
-last of them, since ACKs are cumulative), and applies on COMMIT, in order. An observer
-never acknowledges: it logs and applies each INFORM.
+In broadcast a follower logs the proposals of each PROPOSALS packet and acknowledges
+them (the ACK leaves only once they are on disk: the Ready contract; proposals logged
+together get one ACK, for the last of them, since ACKs are cumulative), and applies on
+COMMIT, in order. An observer never acknowledges: it logs and applies the committed
+entries each INFORM carries.
 
 A learner that hears nothing from its leader for syncLimit ticks (initLimit while
 syncing), or loses the connection, goes back to LOOKING.
@@ -205,9 +206,12 @@ class Learner(Role):
     def _inform(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Inform)
         p = self.peer
-        if msg.zxid > p.history.last:
-            p.append(msg.zxid, msg.payload)
-        self.commit_target = max(self.commit_target, msg.zxid)
+        zxid = msg.zxid
+        for payload in msg.payloads:
+            if zxid > p.history.last:
+                p.append(zxid, payload)
+            zxid += 1
+        self.commit_target = max(self.commit_target, zxid - 1)
         if self.phase == "broadcast":
             p.commit_to(self.commit_target)
 

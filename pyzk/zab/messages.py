@@ -18,7 +18,9 @@ from typing import Any
 
 import msgpack
 
-WIRE_VERSION = 1
+# 2: proposals broadcast in batches (PROPOSALS, INFORM of several entries) and cumulative
+# ACKs; members speaking 1 cannot replicate with it, so they refuse each other's hello.
+WIRE_VERSION = 2
 
 
 class State(IntEnum):
@@ -144,11 +146,12 @@ class Commit:
 
 @dataclass(frozen=True, slots=True)
 class Inform:
-    """A committed entry, for observers (they never see proposals)."""
+    """Committed entries for an observer (it never sees proposals): zxids ``zxid``,
+    ``zxid`` + 1..., one packet per batch, as PROPOSALS."""
 
     link: int
-    zxid: int
-    payload: bytes
+    zxid: int  # the first entry's
+    payloads: list[bytes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ def test_a_broken_commit_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
                 p.send(sid, leader_module.Commit(lk.link, committed[-1][0]))
             elif lk.phase in ("syncing", "synced"):
                 for zxid, payload in committed:
-                    p.send(sid, leader_module.Inform(lk.link, zxid, payload))
+                    p.send(sid, leader_module.Inform(lk.link, zxid, [payload]))
 
     monkeypatch.setattr(leader_module.Leader, "_try_commit", commit_at_once)
     monkeypatch.setattr(

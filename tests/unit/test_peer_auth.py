@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgpack
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -44,6 +45,8 @@ def test_the_hello_names_the_mechanism_only_with_sasl() -> None:
     assert parse_hello(hello(2, None)) == (2, None)
     assert parse_hello(hello(2, "DIGEST-MD5")) == (2, "DIGEST-MD5")
     assert parse_hello(b"\x93\x01\x02") is None
+    with pytest.raises(PeerAuthError, match="version 1 of the quorum protocol"):
+        parse_hello(msgpack.packb([1, "hello", 2]))  # a pyzk from before batched ZAB
 
 
 def test_members_with_the_same_secret_authenticate_each_other() -> None:

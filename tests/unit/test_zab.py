@@ -429,3 +429,50 @@ def test_a_lone_append_is_one_entry_and_nothing_else_to_persist() -> None:
     assert not Ready(ops=[Epochs(1, 1), Append([(2, b"y")])]).lone_append()
     assert not Ready(ops=[Append([(2, b"y")]), Append([(3, b"z")])]).lone_append()
     assert not Ready(ops=[Apply([(1, b"x")])]).lone_append()
+
+
+def test_an_observer_gets_what_commits_in_one_inform() -> None:
+    from pyzk.zab import leader
+    from pyzk.zab.messages import Ack, AckEpoch, Inform
+
+    p = Peer(3, VOTERS, frozenset({4}), Durable(), TIMING, random.Random(3), 0)
+    p.step(0, 1, Notification(State.LOOKING, 1, Vote(0, 0, 3), 0))
+    p.tick(25)
+    for sid, link in ((1, 11), (2, 22)):
+        p.step(30, sid, FollowerInfo(link, 0, 0, False))
+    for sid, link in ((1, 11), (2, 22)):
+        p.step(31, sid, AckEpoch(link, 0, 0))
+        p.step(32, sid, Ack(link, make_zxid(1, 0)))
+    p.step(33, 4, FollowerInfo(44, 0, 0, True))
+    p.step(34, 4, AckEpoch(44, 0, 0))
+    p.step(35, 4, Ack(44, make_zxid(1, 0)))
+    p.advance(p.ready())
+    first = p.propose([b"a", b"b", b"c"])
+    assert first is not None
+    p.advance(p.ready())
+    p.step(40, 1, Ack(11, first + 2))
+    informs = [m for to, m in p.ready().messages if to == 4]
+    assert informs == [Inform(44, first, [b"a", b"b", b"c"])]
+    gap = [(5, b"x"), (6, b"y"), (9, b"z")]
+    assert list(leader._runs(gap)) == [(5, [b"x", b"y"]), (9, [b"z"])]
+
+
+def test_an_observer_logs_and_applies_an_inform_of_several_entries() -> None:
+    from pyzk.zab.history import Apply
+    from pyzk.zab.messages import Diff, Inform, NewLeader, UpToDate
+
+    o = Peer(4, VOTERS, frozenset({4}), Durable(), TIMING, random.Random(4), 0)
+    o.step(0, 1, Notification(State.FOLLOWING, 1, Vote(0, 0, 3), 0))
+    o.step(1, 3, Notification(State.LEADING, 1, Vote(0, 0, 3), 0))
+    assert o.state == State.OBSERVING
+    link = next(m for _, m in o.ready().messages if isinstance(m, FollowerInfo)).link
+    o.step(2, 3, LeaderInfo(link, 1))
+    o.step(3, 3, Diff(link, 0))
+    o.step(4, 3, NewLeader(link, make_zxid(1, 0)))
+    o.step(5, 3, UpToDate(link, make_zxid(1, 0)))
+    o.ready()
+    o.step(6, 3, Inform(link, make_zxid(1, 1), [b"a", b"b"]))
+    r = o.ready()
+    entries = [(make_zxid(1, 1), b"a"), (make_zxid(1, 2), b"b")]
+    assert r.ops == [Append(entries), Apply(entries)]
+    assert o.committed == make_zxid(1, 2)
