@@ -24,13 +24,31 @@ OPS: tuple[tuple[str, str, int], ...] = (
 )
 # (shape name, clients, requests in flight per client, group)
 SHAPES = (("1x1", 1, 1, "latency"), ("8x64", 8, 64, "throughput"))
-ENSEMBLE_OPS = ("get-100B", "set-100B", "mixed90-100B")
-ENSEMBLE_WRITE_LATENCY = ("set-100B",)
 
 OPS_PER_SEC = Metric("ops_per_sec", "throughput", "ops/s", HIGHER, 1.0)
 P50 = Metric("p50_us", "p50 latency", "us", LOWER)
 P99 = Metric("p99_us", "p99 latency", "us", LOWER, 1.0)
 CPU_PER_OP = Metric("server_cpu_us_per_op", "server CPU per request", "us", LOWER)
+# 3-server workloads: (ops, clients, in flight, connect only to a server in this mode,
+# headline metrics, where the clients are)
+ENSEMBLE_SHAPES = (
+    (
+        ("set-100B",),
+        1,
+        1,
+        "follower",
+        (P50, P99, OPS_PER_SEC),
+        "on a follower (as two clients in three are): forwarded, proposed, logged by a quorum",
+    ),
+    (
+        ("get-100B", "set-100B", "mixed90-100B"),
+        8,
+        64,
+        None,
+        (OPS_PER_SEC, P99, CPU_PER_OP),
+        "spread over the 3 servers",
+    ),
+)
 
 
 def _runner(op: str, size: int, clients: int, inflight: int, via: str | None = None) -> Runner:
@@ -105,34 +123,20 @@ def workloads() -> list[Workload]:
                     params={"op": op, "size": size, "clients": clients, "inflight": inflight},
                 )
             )
-    for name, op, size in OPS:
-        if name not in ENSEMBLE_WRITE_LATENCY:
-            continue
-        out.append(
-            Workload(
-                name=f"ensemble-{name}-1x1",
-                group="ensemble",
-                description=f"zkload {op}, {size} B, 1 client x 1 in flight on a follower "
-                "(as two clients in three are): forwarded, proposed, logged by a quorum",
-                run=_runner(op, size, 1, 1, via="follower"),
-                headline=(P50, P99, OPS_PER_SEC),
-                params={"op": op, "size": size, "clients": 1, "inflight": 1},
-                topology="ensemble",
+    for names, clients, inflight, via, headline, where in ENSEMBLE_SHAPES:
+        for name, op, size in OPS:
+            if name not in names:
+                continue
+            out.append(
+                Workload(
+                    name=f"ensemble-{name}-{clients}x{inflight}",
+                    group="ensemble",
+                    description=f"zkload {op}, {size} B, {clients} client(s) x {inflight} "
+                    f"in flight {where}",
+                    run=_runner(op, size, clients, inflight, via),
+                    headline=headline,
+                    params={"op": op, "size": size, "clients": clients, "inflight": inflight},
+                    topology="ensemble",
+                )
             )
-        )
-    for name, op, size in OPS:
-        if name not in ENSEMBLE_OPS:
-            continue
-        out.append(
-            Workload(
-                name=f"ensemble-{name}-8x64",
-                group="ensemble",
-                description=f"zkload {op}, {size} B, 8 clients x 64 in flight spread over "
-                "the 3 servers",
-                run=_runner(op, size, 8, 64),
-                headline=(OPS_PER_SEC, P99, CPU_PER_OP),
-                params={"op": op, "size": size, "clients": 8, "inflight": 64},
-                topology="ensemble",
-            )
-        )
     return out
