@@ -192,8 +192,8 @@ def read_snapshot(path: Path) -> Loaded:
         load = _load if version == VERSION else _load_v2
         try:
             tree = load(zxid, unpacker)
-        except (ValueError, KeyError, TypeError, IndexError, msgpack.UnpackException) as e:
-            raise SnapshotError(f"undecodable snapshot body: {e}") from e
+        except Exception as e:  # bytes not yet checksummed: any failure means damage
+            raise SnapshotError(f"undecodable snapshot body: {e!r}") from e
     if body.left or body.crc != crc:
         raise SnapshotError(f"{path}: checksum mismatch")
     return Loaded(zxid, tree)

@@ -139,6 +139,26 @@ def test_damage_that_still_decodes_is_refused(tmp_path: Path) -> None:
         read_snapshot(path)
 
 
+def test_any_failure_to_decode_an_unchecked_body_is_a_damaged_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body is decoded before its checksum is known, so whatever damaged bytes make
+    the decoder raise means a damaged snapshot (recovery then tries an older one), not a
+    crash at start-up."""
+    from pyzk.storage import snapshot as s
+
+    tree = DataTree()
+    build(tree, Writer(tree))
+    path = write_snapshot(tree, tmp_path)
+
+    def garbage(*args: object) -> DataTree:
+        raise AttributeError("'int' object has no attribute 'startswith'")
+
+    monkeypatch.setattr(s, "tree_from_families", garbage)
+    with pytest.raises(SnapshotError, match="undecodable"):
+        read_snapshot(path)
+
+
 @pytest.mark.parametrize(
     "items",
     [[], [["s", [], []]], [["a", []], ["k", "", ["/"]]], [["a", []], ["x"]]],
