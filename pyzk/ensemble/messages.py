@@ -13,7 +13,16 @@ from dataclasses import dataclass, fields
 
 import msgpack
 
-from pyzk.zab.messages import WIRE_VERSION, BadMessage
+from pyzk.zab.messages import (
+    WIRE_VERSION,
+    BadMessage,
+    Check,
+    check_fields,
+    is_bytes,
+    is_int,
+    is_str,
+    list_of,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,14 @@ KIND_BASE = 100  # ZAB's kinds are below this
 _KIND_OF = {cls: KIND_BASE + i for i, cls in enumerate(_KINDS)}
 # Field names per kind (dataclasses.astuple would deep-copy every payload).
 _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in _KINDS}
+_ID = list_of(is_str)  # [scheme, id]
+_SESSION = list_of(is_int)  # [session id, timeout ms]
+_CHECKS: dict[type, tuple[Check, ...]] = {
+    Forward: (is_int, is_int, is_int, is_bytes, list_of(lambda v: _ID(v) and len(v) == 2)),
+    Touch: (list_of(lambda v: _SESSION(v) and len(v) == 2),),
+    SyncRequest: (is_int, is_int, is_str),
+    SyncDone: (is_int, is_int, is_str),
+}
 
 
 def encode_app(msg: AppMessage) -> bytes:
@@ -88,8 +105,9 @@ def decode_app(raw: bytes) -> AppMessage:
         if not KIND_BASE <= kind < KIND_BASE + len(_KINDS):
             raise BadMessage(f"unknown message kind {kind}")
         cls = _KINDS[kind - KIND_BASE]
-        if version != WIRE_VERSION or len(body) != len(_FIELDS[cls]):
-            raise BadMessage(f"bad {cls.__name__}")
+        if version != WIRE_VERSION:
+            raise BadMessage(f"wire version {version}, expected {WIRE_VERSION}")
+        check_fields(cls, body, _CHECKS[cls])
         msg: AppMessage = cls(*body)
         return msg
     except BadMessage:

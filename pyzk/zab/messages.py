@@ -12,6 +12,7 @@ for the current one, whatever the transport delivers late.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Any
@@ -227,6 +228,59 @@ class BadMessage(ValueError):
     """Bytes from a peer that are not a message of ours."""
 
 
+# What each field must be, checked when a packet is decoded: a malformed packet drops
+# its link there, instead of failing later in the log writer or the tree.
+Check = Callable[[Any], bool]
+
+
+def is_int(v: Any) -> bool:
+    return type(v) is int
+
+
+def is_bytes(v: Any) -> bool:
+    return type(v) is bytes
+
+
+def is_str(v: Any) -> bool:
+    return type(v) is str
+
+
+def is_bool(v: Any) -> bool:
+    return type(v) is bool
+
+
+def list_of(check: Check) -> Check:
+    return lambda v: type(v) is list and all(check(x) for x in v)
+
+
+def check_fields(cls: type, body: list[Any], checks: tuple[Check, ...]) -> None:
+    """BadMessage unless ``body`` has one value per check, each passing it."""
+    if len(body) != len(checks):
+        raise BadMessage(f"{cls.__name__} with {len(body)} fields")
+    for value, check in zip(body, checks, strict=True):
+        if not check(value):
+            raise BadMessage(f"{cls.__name__} with a malformed field: {value!r:.40}")
+
+
+_CHECKS: dict[type, tuple[Check, ...]] = {
+    Notification: (is_int,) * 6,
+    FollowerInfo: (is_int, is_int, is_int, is_bool),
+    LeaderInfo: (is_int, is_int),
+    AckEpoch: (is_int, is_int, is_int),
+    Diff: (is_int, is_int),
+    Trunc: (is_int, is_int),
+    Snap: (is_int, is_int, is_bytes),
+    Proposal: (is_int, is_int, is_bytes),
+    Commit: (is_int, is_int),
+    Inform: (is_int, is_int, list_of(is_bytes)),
+    NewLeader: (is_int, is_int),
+    Ack: (is_int, is_int),
+    UpToDate: (is_int, is_int),
+    Ping: (is_int, is_int, is_int),
+    Proposals: (is_int, is_int, list_of(is_bytes)),
+}
+
+
 def encode(msg: Message) -> bytes:
     if isinstance(msg, Notification):
         v = msg.vote
@@ -251,11 +305,10 @@ def decode(raw: bytes) -> Message:
         if not 0 <= kind < len(_KINDS):
             raise BadMessage(f"unknown message kind {kind}")
         cls = _KINDS[kind]
+        check_fields(cls, body, _CHECKS[cls])
         if cls is Notification:
             state, ee, pe, zxid, leader, accepted = body
             return Notification(State(state), ee, Vote(pe, zxid, leader), accepted)
-        if len(body) != len(_FIELDS[cls]):
-            raise BadMessage(f"{cls.__name__} with {len(body)} fields")
         msg: Message = cls(*body)
         return msg
     except BadMessage:

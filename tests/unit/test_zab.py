@@ -55,6 +55,49 @@ def test_a_message_of_an_unknown_kind_is_refused(kind: int) -> None:
         decode(raw)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        [14, 1, 2, [b"a", 3]],  # PROPOSALS with a payload that is not bytes
+        [14, 1, 2, b"a"],  # ... and payloads that are not a list
+        [7, 1, 2, "txn"],  # PROPOSAL with a str payload
+        [11, 1, "2"],  # ACK of a str zxid
+        [1, 1, 0, 0, 1],  # FOLLOWERINFO whose observer flag is not a bool
+        [0, 9, 1, 1, 1, 1, 1],  # a notification of an unknown state
+    ],
+)
+def test_a_message_with_a_malformed_field_is_refused(body: list[object]) -> None:
+    """Refused when decoded (the link drops), not trusted until the log writer or the
+    tree fails on it and takes the server down."""
+    with pytest.raises(BadMessage):
+        decode(msgpack.packb([WIRE_VERSION, *body], use_bin_type=True))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [100, 1, 2, 5, 7, [["digest", "a:b"]]],  # FORWARD whose request is not bytes
+        [100, 1, 2, 5, b"req", [["digest"]]],  # ... with an id that is not a pair
+        [101, [[1, "x"]]],  # TOUCH with a timeout that is not an int
+        [102, 1, 2, None],  # SYNC of no path
+    ],
+)
+def test_an_app_message_with_a_malformed_field_is_refused(body: list[object]) -> None:
+    with pytest.raises(BadMessage):
+        decode_app(msgpack.packb([WIRE_VERSION, *body], use_bin_type=True))
+
+
+def test_app_messages_round_trip_on_the_wire() -> None:
+    from pyzk.ensemble.messages import Forward, SyncRequest, Touch, encode_app
+
+    for msg in (
+        Forward(-5, 3, 5, b"\x00req", [["digest", "a:b"], ["ip", "127.0.0.1"]]),
+        Touch([[7, 30000], [-8, 4000]]),
+        SyncRequest(7, 2, "/a"),
+    ):
+        assert decode_app(encode_app(msg)) == msg
+
+
 @pytest.mark.parametrize("kind", [99, 104, 200])
 def test_an_app_message_of_an_unknown_kind_is_refused(kind: int) -> None:
     raw = msgpack.packb([WIRE_VERSION, kind, 1, 2, 3], use_bin_type=True)
