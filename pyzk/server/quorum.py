@@ -34,7 +34,6 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import NoReturn
 
 from pyzk.config import Config
 from pyzk.ensemble.messages import SyncDone, decode_app, encode_app, is_app
@@ -319,13 +318,12 @@ class QuorumServer(Server):
             try:
                 self._write(disk)
             except Exception as e:
-                self._cannot_log(e)
-            self._writing = False
-            self._report(ready)
-            self._finish(ready, applied=False)
+                self._written(ready, e)
+            else:
+                self._written(ready, None)
             return
         fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, disk)
-        fut.add_done_callback(lambda f: self._written(f, ready))
+        fut.add_done_callback(lambda f: self._written(ready, f.exception()))
 
     def _write(self, ops: list[Epochs | Append]) -> None:
         """Epochs, then the log; one fdatasync per append (writer thread, or inline)."""
@@ -340,21 +338,15 @@ class QuorumServer(Server):
                 self.txn_log.append(op.entries)
         self._last_fsync_ms = (time.monotonic() - t0) * 1000
 
-    def _written(self, fut: asyncio.Future[None], ready: Ready) -> None:
+    def _written(self, ready: Ready, exc: BaseException | None) -> None:
+        """The disk part of ``ready`` is done (inline or in the writer thread)."""
         self._writing = False
-        exc = fut.exception()
         if exc is not None:
-            self._cannot_log(exc)
-        self._report(ready)
-        self._finish(ready, applied=False)
-
-    def _report(self, ready: Ready) -> None:
+            log.critical("cannot write the transaction log (%s): stopping this server", exc)
+            os._exit(1)  # a member that cannot log must not vote or acknowledge
         if ready.appended():  # fsynctime, the slow-fsync warning: as in standalone
             self.log_stage.report_fsync(self._last_fsync_ms)
-
-    def _cannot_log(self, exc: BaseException) -> NoReturn:
-        log.critical("cannot write the transaction log (%s): stopping this server", exc)
-        os._exit(1)  # a member that cannot log must not vote or acknowledge
+        self._finish(ready, applied=False)
 
     def _finish(self, ready: Ready, applied: bool) -> None:
         self._clock()
