@@ -117,7 +117,6 @@ class QuorumServer(Server):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="pyzk-zab-log")
         self._writing = False
         self._lone_pending = False  # a lone append waits for _drive_lone
-        self._last_fsync_ms = 0.0  # how long the last write to the log took
         self._stopping = False
         self._roll_next = False
         self._since_snap = 0
@@ -295,7 +294,8 @@ class QuorumServer(Server):
 
     def _lone_ok(self, ready: Ready) -> bool:
         """One entry to append and nothing else to persist, no roll due, a fast disk."""
-        return ready.lone_append() and not self._roll_next and self._last_fsync_ms < INLINE_FSYNC_MS
+        fast = self.log_stage.last_fsync_ms < INLINE_FSYNC_MS  # as report_fsync saw it
+        return ready.lone_append() and not self._roll_next and fast
 
     def _carry_out(self, ready: Ready, inline: bool) -> None:
         if ready.state is not None:
@@ -316,17 +316,20 @@ class QuorumServer(Server):
         if inline:
             self.links.flush()  # before the loop blocks on the disk
             try:
-                self._write(disk)
+                ms = self._write(disk)
             except Exception as e:
-                self._written(ready, e)
+                self._written(ready, 0.0, e)
             else:
-                self._written(ready, None)
+                self._written(ready, ms, None)
             return
         fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, disk)
-        fut.add_done_callback(lambda f: self._written(ready, f.exception()))
+        fut.add_done_callback(
+            lambda f: self._written(ready, 0.0 if f.exception() else f.result(), f.exception())
+        )
 
-    def _write(self, ops: list[Epochs | Append]) -> None:
-        """Epochs, then the log; one fdatasync per append (writer thread, or inline)."""
+    def _write(self, ops: list[Epochs | Append]) -> float:
+        """Epochs, then the log; one fdatasync per append (writer thread, or inline).
+        How long it took, in ms."""
         t0 = time.monotonic()
         for op in ops:
             if isinstance(op, Epochs):
@@ -336,16 +339,16 @@ class QuorumServer(Server):
                     self._roll_next = False
                     self.txn_log.roll()
                 self.txn_log.append(op.entries)
-        self._last_fsync_ms = (time.monotonic() - t0) * 1000
+        return (time.monotonic() - t0) * 1000
 
-    def _written(self, ready: Ready, exc: BaseException | None) -> None:
+    def _written(self, ready: Ready, ms: float, exc: BaseException | None) -> None:
         """The disk part of ``ready`` is done (inline or in the writer thread)."""
         self._writing = False
         if exc is not None:
             log.critical("cannot write the transaction log (%s): stopping this server", exc)
             os._exit(1)  # a member that cannot log must not vote or acknowledge
         if ready.appended():  # fsynctime, the slow-fsync warning: as in standalone
-            self.log_stage.report_fsync(self._last_fsync_ms)
+            self.log_stage.report_fsync(ms)
         self._finish(ready, applied=False)
 
     def _finish(self, ready: Ready, applied: bool) -> None:
