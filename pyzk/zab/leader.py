@@ -17,7 +17,7 @@ becomes committed now — and tells the learners UPTODATE with its commit point.
 *Broadcast.* A proposal gets the next zxid of the epoch, is logged here and sent to
 every voting learner that is synced or syncing. It commits when a quorum of voters has
 logged it (our own log counts once the shell says the entry is on disk), strictly in
-zxid order; followers get COMMIT, observers INFORM with the payload. An ACK is
+zxid order; followers get COMMIT, observers INFORMs carrying the entries. An ACK is
 cumulative: a learner logs its leader's proposals in the order they come, so "logged
 Z" means every proposal up to Z, and a learner acknowledges a batch of them with one
 ACK. What is committed is then the highest zxid that a quorum of voters has logged
@@ -294,11 +294,10 @@ class Leader(Role):
         p = self.peer
         if not self.established:
             return  # the history commits as a whole when the epoch is established
-        need = len(p.voters) // 2 + 1
         logged = sorted((z for sid, z in self.logged.items() if sid in p.voters), reverse=True)
-        if len(logged) < need or logged[need - 1] <= p.committed:
+        if len(logged) < p.quorum or logged[p.quorum - 1] <= p.committed:
             return
-        committed = p.commit_to(logged[need - 1])
+        committed = p.commit_to(logged[p.quorum - 1])
         if not committed:
             return
         last = committed[-1][0]
@@ -339,7 +338,7 @@ class Leader(Role):
             ),
             reverse=True,
         )
-        others = len(voters) // 2  # a majority, less this server
+        others = self.peer.quorum - 1  # a majority, less this server
         if others == 0:
             best = self.round
         elif len(echoes) >= others:

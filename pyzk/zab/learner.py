@@ -176,15 +176,19 @@ class Learner(Role):
 
     def _proposals(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Proposals)
-        zxid, logged = msg.zxid, False
-        for payload in msg.payloads:
-            logged = self._log(zxid, payload) or logged
-            zxid += 1
-        if logged:
-            self._ack(zxid - 1)  # cumulative: it covers the whole packet
+        if self._log_run(msg.zxid, msg.payloads):
+            self._ack(msg.zxid + len(msg.payloads) - 1)  # cumulative: the whole packet
+
+    def _log_run(self, first: int, payloads: list[bytes]) -> bool:
+        """Log consecutive entries from ``first`` on, those we lack; any?"""
+        logged = False
+        for i, payload in enumerate(payloads):
+            logged = self._log(first + i, payload) or logged
+        return logged
 
     def _log(self, zxid: int, payload: bytes) -> bool:
-        """Log a proposal unless we have it; did we?"""
+        """Log an entry unless we have it; did we? (An observer's, logged in sync, are
+        never acknowledged: see _new_leader.)"""
         p = self.peer
         if zxid <= p.history.last:
             return False  # covered by a snapshot we installed
@@ -205,15 +209,10 @@ class Learner(Role):
 
     def _inform(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Inform)
-        p = self.peer
-        zxid = msg.zxid
-        for payload in msg.payloads:
-            if zxid > p.history.last:
-                p.append(zxid, payload)
-            zxid += 1
-        self.commit_target = max(self.commit_target, zxid - 1)
+        self._log_run(msg.zxid, msg.payloads)
+        self.commit_target = max(self.commit_target, msg.zxid + len(msg.payloads) - 1)
         if self.phase == "broadcast":
-            p.commit_to(self.commit_target)
+            self.peer.commit_to(self.commit_target)
 
     def _ping(self, now: int, msg: Message) -> None:
         assert isinstance(msg, Ping)

@@ -260,8 +260,13 @@ class Peer:
         else:
             self.role = Learner(self, d.vote.leader, d.state == State.OBSERVING, now)
 
+    @property
+    def quorum(self) -> int:
+        """How many voters make a majority."""
+        return len(self.voters) // 2 + 1
+
     def is_quorum(self, members: set[int]) -> bool:
-        return 2 * len(members & self.voters) > len(self.voters)
+        return len(members & self.voters) >= self.quorum
 
 
 class Role:
