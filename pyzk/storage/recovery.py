@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyzk.storage.nogc import gc_paused
 from pyzk.storage.snapshot import SnapshotError, read_snapshot, snapshot_files
 from pyzk.storage.wal import LogTail, read_log, truncate_tail
 from pyzk.tree.datatree import DataTree
@@ -28,6 +29,11 @@ class Recovered:
 
 
 def recover(data_dir: Path, log_dir: Path) -> Recovered:
+    with gc_paused():
+        return _recover(data_dir, log_dir)
+
+
+def _recover(data_dir: Path, log_dir: Path) -> Recovered:
     tree, snap_zxid = _load_snapshot(data_dir)
     replayed = 0
     truncated: list[LogTail] = []

@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 import crc32c
 import msgpack
 
+from pyzk.storage.nogc import gc_paused
 from pyzk.storage.wal import fsync_dir, zxid_of
 from pyzk.tree.datatree import DataTree
 from pyzk.tree.node import record
@@ -191,7 +192,8 @@ def read_snapshot(path: Path) -> Loaded:
         )
         load = _load if version == VERSION else _load_v2
         try:
-            tree = load(zxid, unpacker)
+            with gc_paused():
+                tree = load(zxid, unpacker)
         except Exception as e:  # bytes not yet checksummed: any failure means damage
             raise SnapshotError(f"undecodable snapshot body: {e!r}") from e
     if body.left or body.crc != crc:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
+from pyzk.storage.nogc import gc_paused
 from pyzk.storage.recovery import recover
 from pyzk.storage.snapshot import (
     SnapshotEncoder,
@@ -316,3 +318,45 @@ def test_a_format_2_snapshot_still_loads(tmp_path: Path) -> None:
     again = read_snapshot(write_snapshot(tree, tmp_path)).tree
     assert old.tree.child_names("/box") == again.child_names("/box")
     assert old.tree.data_size == tree.data_size
+
+
+def test_gc_paused_restores_the_collector_only_where_it_turned_it_off() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # the inner block left it off
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # off before, off after
+    finally:
+        gc.enable()
+
+
+def test_recovery_loads_and_replays_with_the_collector_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = DataTree()
+    wal = TxnLog(tmp_path, 64 * 1024)
+    w = Writer(tree, wal)
+    build(tree, w)
+    write_snapshot(tree, tmp_path)
+    wal.roll()
+    w.create("/after", b"z")
+    wal.close()
+    seen: list[bool] = []
+    apply = DataTree.apply
+
+    def watched(self: DataTree, txn: Txn) -> object:
+        seen.append(gc.isenabled())
+        return apply(self, txn)
+
+    monkeypatch.setattr(DataTree, "apply", watched)
+    rec = recover(tmp_path, tmp_path)
+    assert rec.replayed == 1 and seen == [False]
+    assert gc.isenabled()
