@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import crc32c
+import google_crc32c
 import msgpack
 
 from pyzk.storage.nogc import gc_paused
@@ -101,7 +101,7 @@ class SnapshotEncoder:
             return None
         self.items += 1
         chunk: bytes = self._pack(item)
-        self.crc = crc32c.crc32c(chunk, self.crc)
+        self.crc = google_crc32c.extend(self.crc, chunk)
         return chunk
 
     def footer(self) -> bytes:
@@ -211,7 +211,7 @@ class _ChecksummedReader:
     def read(self, n: int) -> bytes:
         data = self.f.read(min(n, self.left))
         self.left -= len(data)
-        self.crc = crc32c.crc32c(data, self.crc)
+        self.crc = google_crc32c.extend(self.crc, data)
         return data
 
 

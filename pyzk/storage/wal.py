@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import crc32c
+import google_crc32c
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def log_files(log_dir: Path) -> list[tuple[int, Path]]:
 
 def encode_record(zxid: int, payload: bytes) -> bytes:
     zb = struct.pack(">Q", zxid)
-    crc = crc32c.crc32c(payload, crc32c.crc32c(zb))
+    crc = google_crc32c.extend(google_crc32c.value(zb), payload)
     return RECORD.pack(len(payload), crc, zxid) + payload
 
 
@@ -274,8 +274,7 @@ def _check_record(data: mmap.mmap, pos: int, end: int) -> str | None:
         return "zeros"
     if length > MAX_RECORD or pos + HEAD + length > end:
         return "torn record"
-    zb = data[pos + 8 : pos + 16]
-    if crc32c.crc32c(data[pos + HEAD : pos + HEAD + length], crc32c.crc32c(zb)) != crc:
+    if google_crc32c.value(data[pos + 8 : pos + HEAD + length]) != crc:  # zxid, payload
         return "checksum mismatch"
     return None
 
