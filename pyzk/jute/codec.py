@@ -9,9 +9,10 @@ bytes; any other negative length is an error, as jute's ``checkLength``), ``vect
 big-endian and signed.
 
 Records are declared once, as annotated classes (see ``records.py``); :func:`record`
-turns each into a slotted dataclass and *compiles* a decoder and an encoder for it,
-merging runs of fixed-width fields into one precompiled ``struct``. The hot path then
-costs one ``unpack_from`` per run of fixed fields instead of a call per field.
+turns each into a slotted dataclass whose first decode and first encode *compile* a
+decoder and an encoder for it, merging runs of fixed-width fields into one precompiled
+``struct``. The hot path then costs one ``unpack_from`` per run of fixed fields instead
+of a call per field.
 
 A decoder reads from ``(buf, pos)`` and returns ``(record, next_pos)``. Short input
 surfaces as :class:`MarshallingError`; the connection layer turns that into "close this
@@ -21,6 +22,7 @@ one connection", as ZooKeeper does for a record it cannot deserialize.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import struct
 import typing
 from collections.abc import Callable
@@ -106,7 +108,7 @@ R = TypeVar("R", bound=type[Record])
 @dataclass_transform()
 def record(cls: R) -> R:
     """Make ``cls`` a slotted dataclass and compile its jute codec."""
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = inspect.get_annotations(cls, eval_str=True)  # Annotated kept, as written
     fields: list[tuple[str, _Kind]] = []
     for name in cls.__annotations__:
         kind = _kind_of(hints[name])
@@ -116,9 +118,33 @@ def record(cls: R) -> R:
     # records are decoded on the hot path. They are still never mutated.
     new = dataclasses.dataclass(slots=True)(cls)
     new._jute_fields = tuple(fields)
-    new.decode = classmethod(_compile_decoder(new, fields))  # type: ignore[assignment]
-    new.encode = _compile_encoder(new, fields)  # type: ignore[method-assign]
+    new.decode = classmethod(_decode_compiling)  # type: ignore[assignment]
+    new.encode = _encode_compiling  # type: ignore[method-assign]
     return new  # type: ignore[return-value]
+
+
+# The codecs are compiled on first use, not at import: a server uses a few of the ~40
+# records for most of its life, and compiling all of them took ~15 ms of every start-up.
+
+
+def _decode_compiling(cls: type[Record], buf: bytes | memoryview, pos: int = 0) -> Any:
+    return _compiled_decoder(cls)(cls, buf, pos)
+
+
+def _encode_compiling(self: Record) -> bytes:
+    cls = type(self)
+    encode = _compile_encoder(cls, list(cls._jute_fields))
+    cls.encode = encode  # type: ignore[method-assign]
+    return encode(self)
+
+
+def _compiled_decoder(cls: type[Record]) -> Callable[..., Any]:
+    """The class's compiled decoder (compiling it if it is not yet)."""
+    decode = cls.__dict__["decode"].__func__
+    if decode is _decode_compiling:
+        decode = _compile_decoder(cls, list(cls._jute_fields))
+        cls.decode = classmethod(decode)  # type: ignore[assignment]
+    return decode  # type: ignore[no-any-return]
 
 
 def _kind_of(hint: Any) -> _Kind | None:
@@ -230,8 +256,9 @@ def _decode_var(g: _Gen, target: str, kind: _Kind, indent: str) -> None:
         )
         g.lines += [f"{i}    {target} = {conv}", f"{i}    pos = end"]
     elif kind.code == "rec":
-        d = g.name("_D", kind.elem.decode)
-        g.lines.append(f"{i}{target}, pos = {d}(buf, pos)")
+        d = g.name("_D", _compiled_decoder(kind.elem))
+        c = g.name("_C", kind.elem)
+        g.lines.append(f"{i}{target}, pos = {d}({c}, buf, pos)")
     elif kind.code == "vec":
         g.lines += [
             f"{i}(cnt,) = _LEN(buf, pos); pos += 4",

@@ -1,11 +1,12 @@
 """Every jute record of the client protocol, declared once (``zookeeper.jute``).
 
-Field order is the wire order. ``@record`` compiles each class's codec (see codec.py).
+Field order is the wire order. ``@record`` makes each class a dataclass whose codec is
+compiled on first use (see codec.py). The annotations are evaluated as the classes are
+defined (no ``from __future__ import annotations``): ``@record`` reads them as objects,
+with no string to evaluate at import.
 The connect handshake's trailing ``readOnly`` byte is not part of the jute records; the
 connection layer handles it, as ZooKeeper's ServerCnxn does.
 """
-
-from __future__ import annotations
 
 from typing import Annotated
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyzk.jute import codec
 from pyzk.jute import records as r
-from pyzk.jute.codec import MarshallingError, decode_frames, frame
+from pyzk.jute.codec import Int, MarshallingError, Record, UString, decode_frames, frame, record
 from pyzk.pipeline.wire import notification, reply
 
 # Captured from Apache ZooKeeper 3.8.0 (standalone) with a raw socket.
@@ -19,6 +20,30 @@ ZK_CONNECT_RESPONSE = bytes.fromhex(
 )
 # A NodeCreated event for /w: ReplyHeader(-1, -1, 0) + WatcherEvent(1, 3, "/w").
 ZK_NOTIFICATION = bytes.fromhex("ffffffffffffffffffffffff000000000000000100000003000000022f77")
+
+
+# Used by no other test: their codecs are compiled by the test that uses them.
+@record
+class _Inner(Record):
+    name: UString
+
+
+@record
+class _Outer(Record):
+    n: Int
+    inner: _Inner
+
+
+def test_codecs_compile_on_first_use_nested_records_first() -> None:
+    def compiled(cls: type[Record]) -> bool:
+        return cls.__dict__["decode"].__func__ is not codec._decode_compiling
+
+    assert not compiled(_Outer) and not compiled(_Inner)
+    raw = struct.pack(">ii", 7, 2) + b"ab"
+    assert _Outer.from_bytes(raw) == _Outer(7, _Inner("ab"))
+    assert compiled(_Outer) and compiled(_Inner)
+    assert _Outer(7, _Inner("ab")).encode() == raw
+    assert _Inner.from_bytes(raw[4:]) == _Inner("ab")
 
 
 def test_connect_response_matches_zookeepers_bytes() -> None:
