@@ -233,8 +233,11 @@ class LogTail:
     reason: str  # "end", "zeros", "torn record", "checksum mismatch", ...
 
 
-def read_file(path: Path, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail]:
-    """Valid (zxid, payload) records of one log file, then its :class:`LogTail`.
+def read_file(
+    path: Path, is_last: bool, after_zxid: int = 0
+) -> Iterator[tuple[int, bytes] | LogTail]:
+    """Valid (zxid, payload) records of one log file with zxid > ``after_zxid``, then
+    its :class:`LogTail`.
 
     The file is mapped, not read: most of a fresh file is preallocated zeros, and start-up
     should touch only the pages that hold records.
@@ -244,24 +247,36 @@ def read_file(path: Path, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail
             yield LogTail(path, 0, "no header")
             return
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            yield from _records(path, data, is_last)
+            yield from _records(path, data, is_last, after_zxid)
 
 
-def _records(path: Path, data: mmap.mmap, is_last: bool) -> Iterator[tuple[int, bytes] | LogTail]:
+def _records(
+    path: Path, data: mmap.mmap, is_last: bool, after_zxid: int
+) -> Iterator[tuple[int, bytes] | LogTail]:
     magic, version, _, _ = HEADER.unpack_from(data)
     if magic != MAGIC or version != VERSION:
         raise LogCorruptError(f"{path}: not a pyzk transaction log (bad header)")
     pos, end = HEADER.size, len(data)
+    unpack, crc_of = RECORD.unpack_from, google_crc32c.value
     while True:
+        # The usual case inline (this loop runs once per txn at start-up); anything else
+        # goes to _check_record, which names what is wrong.
+        if end - pos >= HEAD:
+            length, crc, zxid = unpack(data, pos)
+            stop = pos + HEAD + length
+            if length <= MAX_RECORD and stop <= end:
+                checked = data[pos + 8 : stop]  # zxid, payload
+                if crc_of(checked) == crc and (length or crc or zxid):
+                    if zxid > after_zxid:
+                        yield zxid, checked[8:]
+                    pos = stop
+                    continue
         problem = _check_record(data, pos, end)
-        if problem is not None:
-            if problem not in ("end", "zeros"):
-                _refuse_if_middle(path, data, pos, is_last, problem)
-            yield LogTail(path, pos, problem)
-            return
-        length, _, zxid = RECORD.unpack_from(data, pos)
-        yield zxid, data[pos + HEAD : pos + HEAD + length]
-        pos += HEAD + length
+        assert problem is not None  # the inline check accepts exactly what it accepts
+        if problem not in ("end", "zeros"):
+            _refuse_if_middle(path, data, pos, is_last, problem)
+        yield LogTail(path, pos, problem)
+        return
 
 
 def _check_record(data: mmap.mmap, pos: int, end: int) -> str | None:
@@ -307,9 +322,7 @@ def read_log(log_dir: Path, after_zxid: int) -> Iterator[tuple[int, bytes] | Log
         if first <= after_zxid + 1:
             start = i
     for i, (_, path) in enumerate(files[start:], start):
-        for item in read_file(path, is_last=i == len(files) - 1):
-            if isinstance(item, LogTail) or item[0] > after_zxid:
-                yield item
+        yield from read_file(path, i == len(files) - 1, after_zxid)
 
 
 def truncate_tail(tail: LogTail) -> None:

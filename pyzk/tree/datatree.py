@@ -27,17 +27,15 @@ from pyzk.jute.codes import Err, EventType
 from pyzk.tree.node import (
     AVERSION,
     CONTAINER_OWNER,
-    CVERSION,
     DATA_LENGTH,
     MTIME,
     MZXID,
-    NUM_CHILDREN,
-    PZXID,
     STAT,
     STAT_SIZE,
     VERSION,
     Kids,
     acl_id_of,
+    child_fields,
     creates,
     data_length,
     data_of,
@@ -45,9 +43,9 @@ from pyzk.tree.node import (
     name_cut,
     new_stat,
     record,
-    restat,
     stat_owner,
     ttl_of,
+    with_child_fields,
     with_data,
 )
 from pyzk.tree.quota import (
@@ -325,14 +323,14 @@ class DataTree:
         if kids is None:
             kids = self.kids[parent_path] = Kids()
         kids.add(path)
-        f = fields(parent)
-        parent_creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
+        cversion, num_children, pzxid = child_fields(parent)
+        parent_creates = (cversion + num_children) // 2
         if t.parent_cversion > parent_creates:
             parent_creates = t.parent_cversion
-            f[PZXID] = zxid
-        f[NUM_CHILDREN] = len(kids.names)
-        f[CVERSION] = 2 * parent_creates - f[NUM_CHILDREN]
-        nodes[parent_path] = restat(parent, f)
+            pzxid = zxid
+        num_children = len(kids.names)
+        cversion = 2 * parent_creates - num_children
+        nodes[parent_path] = with_child_fields(parent, cversion, num_children, pzxid)
         if t.owner:
             self._track_owner(path, t.owner)
         self.data_size += len(path) + (len(t.data) if t.data else 0)
@@ -349,7 +347,7 @@ class DataTree:
             w.trigger_data(path, EventType.NodeCreated, fired)
             w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
         # The reply's Stat is the one created, before any quota bookkeeping changed it.
-        return Result(path=path, stat=created)
+        return Result(Err.OK, path, created)  # positional: one per create
 
     def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
         path, nodes = t.path, self.nodes
@@ -365,15 +363,14 @@ class DataTree:
             self._cow_parent(parent_path, parent)
         del nodes[path]
         self.kids.pop(path, None)  # empty, or the txn would not have been prepared
-        f = fields(parent)
-        parent_creates = (f[CVERSION] + f[NUM_CHILDREN]) // 2
+        cversion, num_children, pzxid = child_fields(parent)
+        parent_creates = (cversion + num_children) // 2
         kids = self.kids[parent_path]
         kids.names.pop(path, None)
-        f[NUM_CHILDREN] = len(kids.names)
-        f[CVERSION] = 2 * parent_creates - f[NUM_CHILDREN]
-        if txn.zxid > f[PZXID]:
-            f[PZXID] = txn.zxid
-        nodes[parent_path] = restat(parent, f)
+        num_children = len(kids.names)
+        cversion = 2 * parent_creates - num_children
+        pzxid = max(pzxid, txn.zxid)
+        nodes[parent_path] = with_child_fields(parent, cversion, num_children, pzxid)
         if owner:
             self._untrack_owner(path, owner)
         size = data_length(rec)

@@ -128,6 +128,32 @@ def fields(rec: bytes) -> list[int]:
     return list(STAT.unpack_from(rec))
 
 
+# What a child's create or delete changes in its parent: cversion (at byte 36), then
+# numChildren and pzxid (56 and 60), read in one unpack and written as two packs around
+# the unchanged bytes; a third of the cost of unpacking and packing all eleven fields.
+_CHILD_FIELDS = struct.Struct(">i16xiq")
+_CVERSION_PACK = struct.Struct(">i").pack
+_NUM_CHILDREN_PZXID_PACK = struct.Struct(">iq").pack
+
+
+def child_fields(rec: bytes) -> tuple[int, int, int]:
+    """The node's (cversion, numChildren, pzxid)."""
+    return _CHILD_FIELDS.unpack_from(rec, 36)
+
+
+def with_child_fields(rec: bytes, cversion: int, num_children: int, pzxid: int) -> bytes:
+    """The record with a new cversion, numChildren and pzxid (all else kept)."""
+    return b"".join(
+        (
+            rec[:36],
+            _CVERSION_PACK(cversion),
+            rec[40:56],
+            _NUM_CHILDREN_PZXID_PACK(num_children, pzxid),
+            rec[STAT_SIZE:],
+        )
+    )
+
+
 def creates(rec: bytes) -> int:
     """How many children were ever created here (names sequential children)."""
     f = STAT.unpack_from(rec)
@@ -180,6 +206,5 @@ def new_stat(
 ) -> bytes:
     """The Stat of a freshly created leaf."""
     dlen = len(data) if data else 0
-    return STAT.pack(
-        zxid, zxid, time_ms, time_ms, 0, 2 * creates, aversion, client_owner(owner), dlen, 0, zxid
-    )
+    shown = owner and client_owner(owner)  # most nodes have no owner: no call
+    return STAT.pack(zxid, zxid, time_ms, time_ms, 0, 2 * creates, aversion, shown, dlen, 0, zxid)
