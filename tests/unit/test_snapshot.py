@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -183,13 +184,19 @@ def test_a_body_that_checks_out_but_does_not_decode_is_refused(
         read_snapshot(path)
 
 
-def test_recovery_replays_the_log_after_the_snapshot(tmp_path: Path) -> None:
+def snapshot_then_log(tmp_path: Path) -> tuple[DataTree, TxnLog, Writer]:
+    """A tree built, snapshotted into ``tmp_path``, and a log to write what follows."""
     tree = DataTree()
     wal = TxnLog(tmp_path, 64 * 1024)
     w = Writer(tree, wal)
     build(tree, w)
     write_snapshot(tree, tmp_path)
     wal.roll()
+    return tree, wal, w
+
+
+def test_recovery_replays_the_log_after_the_snapshot(tmp_path: Path) -> None:
+    tree, wal, w = snapshot_then_log(tmp_path)
     w.create("/after", b"z")
     w(DeleteTxn("/a/e"))
     wal.close()
@@ -338,25 +345,29 @@ def test_gc_paused_restores_the_collector_only_where_it_turned_it_off() -> None:
         gc.enable()
 
 
-def test_recovery_loads_and_replays_with_the_collector_off(
+def test_snapshots_load_and_the_log_replays_with_the_collector_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tree = DataTree()
-    wal = TxnLog(tmp_path, 64 * 1024)
-    w = Writer(tree, wal)
-    build(tree, w)
-    write_snapshot(tree, tmp_path)
-    wal.roll()
+    from pyzk.storage import snapshot as s
+
+    _, wal, w = snapshot_then_log(tmp_path)
     w.create("/after", b"z")
     wal.close()
-    seen: list[bool] = []
-    apply = DataTree.apply
+    seen: list[tuple[str, bool]] = []
+    apply, rebuild = DataTree.apply, s.tree_from_families
 
-    def watched(self: DataTree, txn: Txn) -> object:
-        seen.append(gc.isenabled())
+    def applying(self: DataTree, txn: Txn) -> object:
+        seen.append(("apply", gc.isenabled()))
         return apply(self, txn)
 
-    monkeypatch.setattr(DataTree, "apply", watched)
+    def rebuilding(*args: Any) -> DataTree:
+        seen.append(("load", gc.isenabled()))
+        return rebuild(*args)
+
+    monkeypatch.setattr(DataTree, "apply", applying)
+    monkeypatch.setattr(s, "tree_from_families", rebuilding)
     rec = recover(tmp_path, tmp_path)
-    assert rec.replayed == 1 and seen == [False]
-    assert gc.isenabled()
+    assert rec.replayed == 1 and seen == [("load", False), ("apply", False)]
+    seen.clear()
+    read_snapshot(snapshot_files(tmp_path)[0][1])  # as a learner installs its leader's
+    assert seen == [("load", False)] and gc.isenabled()
