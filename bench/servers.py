@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import wire
+from bench.ports import free_port
 
 ZK_JAR = Path("/usr/share/java/zookeeper.jar")
 ZK_CONF = Path("/etc/zookeeper/conf")  # log4j.properties
@@ -61,12 +62,6 @@ class Settings:
             "forceSync": "yes" if self.force_sync else "no",
             "snapCount": str(self.snap_count),
         }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def zoo_cfg(

@@ -8,13 +8,14 @@ left behind.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.ports import free_port
 
 ZK_JAR = Path("/usr/share/java/zookeeper.jar")
 ZK_CONF = Path("/etc/zookeeper/conf")
@@ -23,49 +24,6 @@ SERVLET_API = Path("/usr/share/java/servlet-api.jar")
 NETTY_CODEC = Path("/usr/share/java/netty-codec.jar")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-
-
-def _test_ports() -> range:
-    """Where test servers' ports come from: below the kernel's ephemeral range.
-
-    A port the kernel hands out as "free" (bind to port 0) comes from the ephemeral
-    range, which is also where the source ports of outgoing connections come from: in
-    the moment between choosing the port and the server binding it, a connection of
-    some other process (an ensemble's peers dial each other constantly) can take it,
-    and the server fails to start with EADDRINUSE. Ports below that range are only
-    ever taken by an explicit bind.
-    """
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    return range(max(1024, low - 12000), low)
-
-
-_PORTS = _test_ports()
-_handed_out: set[int] = set()  # not offered twice in one test run
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    return free_ports(1, host)[0]
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct ports that ``host`` can bind now and this run has not handed out."""
-    rng = random.Random()
-    out: list[int] = []
-    while len(out) < n:
-        port = rng.choice(_PORTS)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        out.append(port)
-    return out
 
 
 def four_letter(port: int, word: str, host: str = "127.0.0.1", timeout: float = 5.0) -> str:

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.ports import free_port, free_ports
 from tests.faultproxy import FaultProxy
-from tests.servers import ServerProcess, four_letter, free_port, free_ports
+from tests.servers import ServerProcess, four_letter
 
 START_TIMEOUT_S = 30.0
 
