@@ -37,6 +37,7 @@ def _recover(data_dir: Path, log_dir: Path) -> Recovered:
     tree, snap_zxid = _load_snapshot(data_dir)
     replayed = 0
     truncated: list[LogTail] = []
+    apply, expected = tree.apply, tree.last_zxid + 1  # once per replayed txn: locals
     for item in read_log(log_dir, tree.last_zxid):
         if isinstance(item, LogTail):
             if item.reason not in ("end", "zeros"):
@@ -44,9 +45,10 @@ def _recover(data_dir: Path, log_dir: Path) -> Recovered:
                 truncated.append(item)
             continue
         zxid, payload = item
-        if zxid != tree.last_zxid + 1:
-            log.warning("transaction log jumps from zxid 0x%x to 0x%x", tree.last_zxid, zxid)
-        tree.apply(decode_txn(payload))
+        if zxid != expected:
+            log.warning("transaction log jumps from zxid 0x%x to 0x%x", expected - 1, zxid)
+        apply(decode_txn(payload))
+        expected = zxid + 1
         replayed += 1
     log.info(
         "recovered zxid 0x%x: snapshot 0x%x + %d txns from the log, %d znodes, %d sessions",

@@ -41,7 +41,7 @@ from pyzk.tree.node import (
     data_of,
     fields,
     name_cut,
-    new_stat,
+    new_record,
     record,
     stat_owner,
     ttl_of,
@@ -271,10 +271,7 @@ class DataTree:
         """Apply a txn prepared for this tree; see the module docstring."""
         fired: list[Fired] = []
         body = txn.body
-        if isinstance(body, MultiTxn):
-            result = self._apply_multi(txn, body, fired)
-        else:
-            result = _APPLY[type(body)](self, txn, body, fired)
+        result = _APPLY[type(body)](self, txn, body, fired)  # a multi's too
         if txn.zxid > self.last_zxid:
             self.last_zxid = txn.zxid
         return result, fired
@@ -317,8 +314,7 @@ class DataTree:
         zxid = txn.zxid
         if self.view is not None:
             self._cow_parent(parent_path, parent)
-        created = new_stat(zxid, txn.time_ms, t.data, t.owner)
-        nodes[path] = record(created, self.acl_id(t.acl), t.data)
+        nodes[path] = rec = new_record(zxid, txn.time_ms, t.data, t.owner, self.acl_id(t.acl))
         kids = self.kids.get(parent_path)
         if kids is None:
             kids = self.kids[parent_path] = Kids()
@@ -347,7 +343,7 @@ class DataTree:
             w.trigger_data(path, EventType.NodeCreated, fired)
             w.trigger_child(parent_path, EventType.NodeChildrenChanged, fired)
         # The reply's Stat is the one created, before any quota bookkeeping changed it.
-        return Result(Err.OK, path, created)  # positional: one per create
+        return Result(Err.OK, path, rec[:STAT_SIZE])  # positional: one per create
 
     def _delete(self, txn: Txn, t: DeleteTxn, fired: list[Fired]) -> Result:
         path, nodes = t.path, self.nodes
@@ -553,6 +549,7 @@ _APPLY: dict[type, _Apply] = {
     ErrorTxn: DataTree._error,
     CreateSessionTxn: DataTree._create_session,
     CloseSessionTxn: DataTree._close_session,
+    MultiTxn: DataTree._apply_multi,  # only at the top: a multi's ops are never multis
 }
 
 # The opcode a multi sub-result reports for each txn kind.
