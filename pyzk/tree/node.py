@@ -118,13 +118,8 @@ def data_and_stat(rec: bytes) -> bytes:
     return b"".join((_BUF_LEN(len(rec) - DATA_AT), view[DATA_AT:], view[:STAT_SIZE]))
 
 
-def restat(rec: bytes, fields: list[int]) -> bytes:
-    """The record with a new Stat (the data and ACL kept)."""
-    return STAT.pack(*fields) + rec[STAT_SIZE:]
-
-
 def fields(rec: bytes) -> list[int]:
-    """The Stat's fields, to change some and :func:`restat`."""
+    """The Stat's fields, to change some and pack them again (``STAT.pack``)."""
     return list(STAT.unpack_from(rec))
 
 
