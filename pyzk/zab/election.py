@@ -36,6 +36,11 @@ from pyzk.zab.messages import Notification, State, Vote
 NO_VOTE = Vote(-(1 << 63), -(1 << 63), -(1 << 63))
 
 
+def majority(voters: frozenset[int]) -> int:
+    """How many voters make a quorum (ZooKeeper's QuorumMaj): more than half of them."""
+    return len(voters) // 2 + 1
+
+
 @dataclass(frozen=True, slots=True)
 class ElectionTiming:
     finalize_wait_ms: int = 200  # FastLeaderElection.finalizeWait
@@ -226,7 +231,7 @@ class Election:
         return self.logical_clock == n.election_epoch
 
     def _is_quorum(self, members: set[int]) -> bool:
-        return 2 * len(members & self.voters) > len(self.voters)
+        return len(members & self.voters) >= majority(self.voters)
 
     def _decide(self, vote: Vote, election_epoch: int) -> None:
         if vote.leader == self.sid:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from pyzk.zab.election import Election, ElectionTiming
+from pyzk.zab.election import Election, ElectionTiming, majority
 from pyzk.zab.history import Entry, Epochs, History, Install, Ready, Truncate
 from pyzk.zab.messages import Ack, Message, Notification, Snap, State, Vote, counter_of
 
@@ -263,7 +263,7 @@ class Peer:
     @property
     def quorum(self) -> int:
         """How many voters make a majority."""
-        return len(self.voters) // 2 + 1
+        return majority(self.voters)
 
     def is_quorum(self, members: set[int]) -> bool:
         return len(members & self.voters) >= self.quorum
