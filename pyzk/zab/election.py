@@ -41,6 +41,11 @@ def majority(voters: frozenset[int]) -> int:
     return len(voters) // 2 + 1
 
 
+def is_quorum(members: set[int], voters: frozenset[int]) -> bool:
+    """Do ``members`` include a quorum of ``voters``? (Others' say does not count.)"""
+    return len(members & voters) >= majority(voters)
+
+
 @dataclass(frozen=True, slots=True)
 class ElectionTiming:
     finalize_wait_ms: int = 200  # FastLeaderElection.finalizeWait
@@ -197,7 +202,7 @@ class Election:
         }
         if self.is_voter and self.proposed == vote:
             agree.add(self.sid)
-        return self._is_quorum(agree)
+        return is_quorum(agree, self.voters)
 
     def _from_settled(self, sender: int, n: Notification) -> None:
         heard = _Heard(n.election_epoch, n.vote, n.state)
@@ -220,7 +225,7 @@ class Election:
             for s, h in heard.items()
             if h.vote.leader == n.vote.leader and h.vote.peer_epoch == n.vote.peer_epoch
         }
-        return self._is_quorum(agree)
+        return is_quorum(agree, self.voters)
 
     def _check_leader(self, heard: dict[int, _Heard], n: Notification) -> bool:
         """The proposed leader itself must say it leads (or be us, in this round)."""
@@ -229,9 +234,6 @@ class Election:
             h = heard.get(leader)
             return h is not None and h.state == State.LEADING
         return self.logical_clock == n.election_epoch
-
-    def _is_quorum(self, members: set[int]) -> bool:
-        return len(members & self.voters) >= majority(self.voters)
 
     def _decide(self, vote: Vote, election_epoch: int) -> None:
         if vote.leader == self.sid:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from pyzk.zab.election import Election, ElectionTiming, majority
+from pyzk.zab.election import Election, ElectionTiming, is_quorum, majority
 from pyzk.zab.history import Entry, Epochs, History, Install, Ready, Truncate
 from pyzk.zab.messages import Ack, Message, Notification, Snap, State, Vote, counter_of
 
@@ -266,7 +266,7 @@ class Peer:
         return majority(self.voters)
 
     def is_quorum(self, members: set[int]) -> bool:
-        return len(members & self.voters) >= self.quorum
+        return is_quorum(members, self.voters)
 
 
 class Role:
