@@ -73,6 +73,7 @@ class LogStage:
         self._snap_at = self.next_snap_point()
         self._roll_next = False
         self._snapshot_task: asyncio.Task[Path | None] | None = None
+        self._snap_deferred = False  # a snap point passed while a snapshot was running
         self.last_fsync_ms = 0.0  # for metrics
         self.fsync_count = 0
         # Where fsync and snapshot times are reported (fsynctime, snapshottime); set by
@@ -197,8 +198,14 @@ class LogStage:
     def start_snapshot(self) -> None:
         """Snapshot what is applied now, in the background (skipped if one is running)."""
         if self._snapshot_task is not None and not self._snapshot_task.done():
-            log.warning("Too busy to snap, skipping")
+            # Deferred: the next batch after it finishes starts one (ZooKeeper skips to
+            # its next snap point; a big tree under load then replays twice the log at
+            # a restart). One warning for the wait, not one per batch meanwhile.
+            if not self._snap_deferred:
+                self._snap_deferred = True
+                log.warning("Too busy to snap, deferring until the running snapshot ends")
             return
+        self._snap_deferred = False
         self._since_snap = 0
         self._snap_at = self.next_snap_point()
         self._roll_next = True  # the next batch starts a new log file

@@ -23,6 +23,10 @@ def java_string_hash(s: str) -> int:
     """``String.hashCode()`` (over UTF-16 code units), as an unsigned 32-bit value."""
     h = 0
     if s.isascii():
+        if len(s) <= 64:  # h stays below 2**320: one mask at the end is cheaper
+            for unit in s.encode():
+                h = 31 * h + unit
+            return h & 0xFFFFFFFF
         for unit in s.encode():
             h = (31 * h + unit) & 0xFFFFFFFF
         return h

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -108,3 +109,28 @@ async def test_a_lone_write_that_fails_is_refused(
     ls.append([txn(1)])
     await ls.drain()
     assert rec.failed == [[1]] and rec.durable == [] and writer.submitted == 0
+
+
+async def test_snap_points_passed_during_a_snapshot_wait_for_it_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rec = Recorder()
+    ls = LogStage(TxnLog(tmp_path), DataTree(), tmp_path, rec.on_durable, rec.on_failed, 2)
+    gate = asyncio.Event()
+
+    async def running() -> None:
+        await gate.wait()
+
+    ls._snapshot_task = asyncio.create_task(running())  # type: ignore[assignment]
+    for zxid in (1, 2, 3):  # a snap point at every batch (snapCount 2)
+        ls.append([txn(zxid)])
+        await ls.drain()
+    busy = [r for r in caplog.records if "Too busy to snap" in r.getMessage()]
+    assert len(busy) == 1 and ls.snapshots_taken == 0
+    gate.set()
+    await ls._snapshot_task
+    ls.append([txn(4)])  # the first batch after it: the deferred snapshot starts
+    await ls.drain()
+    await ls._snapshot_task
+    assert ls.snapshots_taken == 1 and list(tmp_path.glob("snapshot.*"))
+    await ls.close()
