@@ -49,8 +49,7 @@ VERSION = 3  # packed records in families; 2 (columns of fields) is still read
 HEADER = struct.Struct(">4sHHQ")
 FOOTER = struct.Struct(">QI4s")
 PREFIX = "snapshot."
-# Nodes encoded per chunk (about 7 ms of work here): small enough that the event loop keeps
-# serving meanwhile, large enough that a snapshot under load is not many loop turns.
+# Items encoded per chunk: small enough that the event loop keeps serving meanwhile.
 CHUNK_ITEMS = 5000
 READ_SIZE = 1 << 20  # bytes read at a time when loading
 
@@ -88,31 +87,18 @@ class SnapshotEncoder:
         return HEADER.pack(MAGIC, VERSION, 0, self.view.zxid)
 
     def next_chunk(self) -> bytes | None:
-        """The next piece of the body, or None when the body is complete.
-
-        A piece of the families holds whole families until CHUNK_ITEMS nodes: the log
-        stage writes one piece per turn of the event loop, and under load a turn is
-        long, so a piece per family (often a few hundred nodes) made the snapshot of a
-        big tree take many times longer than encoding it does.
-        """
+        """The next piece of the body, or None when the body is complete."""
         if self._stage == "acls":
             self._stage = "families"
-            return self._item(["a", [[list(e) for e in acl] for acl in self.view.acls]])
-        if self._stage == "families":
-            pieces, nodes = [], 0
-            while nodes < CHUNK_ITEMS and (family := next(self._families, None)):
-                pieces.append(self._item(["k", *family]))
-                nodes += len(family[1])
-            if pieces:
-                return b"".join(pieces)
-            self._stage = "sessions"
-        if self._stage == "sessions":
+            item: list[Any] = ["a", [[list(e) for e in acl] for acl in self.view.acls]]
+        elif self._stage == "families" and (family := next(self._families, None)):
+            item = ["k", *family]
+        elif self._stage != "done":
             self._stage = "done"
             sessions = self.view.sessions
-            return self._item(["s", list(sessions), list(sessions.values())])
-        return None
-
-    def _item(self, item: list[Any]) -> bytes:
+            item = ["s", list(sessions), list(sessions.values())]
+        else:
+            return None
         self.items += 1
         chunk: bytes = self._pack(item)
         self.crc = google_crc32c.extend(self.crc, chunk)

@@ -10,10 +10,18 @@ from typing import Any
 
 import pytest
 
-from pyzk.server.log_stage import INLINE_FSYNC_MS, LogStage
+from pyzk.server.log_stage import (
+    INLINE_FSYNC_MS,
+    SNAP_SHARE,
+    SNAP_SLICE_MAX_MS,
+    SNAP_SLICE_MIN_MS,
+    LogStage,
+    snap_slice_ms,
+)
+from pyzk.storage.snapshot import FOOTER, read_snapshot
 from pyzk.storage.wal import LogTail, TxnLog, read_log
-from pyzk.tree.datatree import DataTree
-from pyzk.tree.txn import CreateSessionTxn, Txn
+from pyzk.tree.datatree import OPEN_ACL_UNSAFE, DataTree
+from pyzk.tree.txn import CreateSessionTxn, CreateTxn, Txn
 
 
 class Recorder:
@@ -133,4 +141,28 @@ async def test_snap_points_passed_during_a_snapshot_wait_for_it_with_one_warning
     await ls.drain()
     await ls._snapshot_task
     assert ls.snapshots_taken == 1 and list(tmp_path.glob("snapshot.*"))
+    await ls.close()
+
+
+def test_a_snapshot_slice_follows_the_loop_s_other_work_within_bounds() -> None:
+    assert snap_slice_ms(0.0) == SNAP_SLICE_MIN_MS  # idle: short slices
+    assert snap_slice_ms(12.0) == 12.0 * SNAP_SHARE  # busy: a share of the loop
+    assert snap_slice_ms(1000.0) == SNAP_SLICE_MAX_MS
+
+
+async def test_a_snapshot_writes_what_a_slice_encodes_at_once(tmp_path: Path) -> None:
+    tree = DataTree()
+    for p in range(40):  # 40 small families, each a chunk of the encoder
+        for path in (f"/p{p}", f"/p{p}/a", f"/p{p}/b"):
+            create = CreateTxn(path, b"", OPEN_ACL_UNSAFE, 0, 1)
+            tree.apply(Txn(0, 0, tree.last_zxid + 1, 0, create))
+    rec = Recorder()
+    ls = LogStage(TxnLog(tmp_path), tree, tmp_path, rec.on_durable, rec.on_failed)
+    ls._snapper = snapper = CountingExecutor()
+    path = await ls.snapshot()
+    assert path is not None
+    items = FOOTER.unpack(path.read_bytes()[-FOOTER.size :])[0]
+    # open, header, the body, footer, finish: the body's ~45 chunks in a few writes
+    assert items > 40 and snapper.submitted < 4 + items // 4
+    assert read_snapshot(path).tree.nodes == tree.nodes
     await ls.close()

@@ -289,9 +289,8 @@ def test_children_come_back_reinserted_in_listing_order(
     before = state(tree)
     view = tree.begin_snapshot()
     enc = SnapshotEncoder(view)
-    # The ACL table, then the root with "/zookeeper", "/a", "/p" (a chunk ends once it
-    # holds 3 nodes): their children are next.
-    chunks = [enc.header(), *(enc.next_chunk() or b"" for _ in range(2))]
+    # The ACL table, the root, then "/zookeeper", "/a", "/p": their children are next.
+    chunks = [enc.header(), *(enc.next_chunk() or b"" for _ in range(3))]
     w(DeleteTxn(f"/p/{listed[-1]}"))
     w.create("/p/late")
     w.create("/a/late")
@@ -300,41 +299,6 @@ def test_children_come_back_reinserted_in_listing_order(
     assert state(loaded) == before
     expected = ordered({n: java_hash(n) for n in listed}, grown(0, len(listed)))
     assert loaded.child_names("/p") == expected != listed  # a smaller table
-
-
-def test_a_chunk_holds_whole_families_up_to_chunk_items_nodes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Small families share a chunk (one write per turn of the loop), ending once it
-    holds CHUNK_ITEMS nodes; a big family is still split into parts of CHUNK_ITEMS."""
-    import msgpack
-
-    from pyzk.storage import snapshot as snapshot_module
-
-    monkeypatch.setattr(snapshot_module, "CHUNK_ITEMS", 5)
-    tree = DataTree()
-    w = Writer(tree)
-    for p in range(6):
-        w.create(f"/p{p}")
-        for c in range(2):
-            w.create(f"/p{p}/c{c}", owner=SID if c else 0)
-    w.create("/big")
-    for c in range(12):
-        w.create(f"/big/k{c:02d}")
-    enc = SnapshotEncoder(tree.begin_snapshot())
-    chunks = [enc.header(), enc.next_chunk() or b""]  # the ACL table
-    nodes_per_chunk = []
-    while (c := enc.next_chunk()) is not None:
-        chunks.append(c)
-        unpacker = msgpack.Unpacker(raw=False)
-        unpacker.feed(c)
-        items = list(unpacker)
-        if items[0][0] == "k":
-            nodes_per_chunk.append([len(item[2]) for item in items])
-    assert all(n <= 5 for parts in nodes_per_chunk for n in parts)
-    assert all(sum(parts) >= 5 for parts in nodes_per_chunk[:-1])
-    assert any(len(parts) > 1 for parts in nodes_per_chunk)
-    assert state(read_snapshot(finish(tmp_path, enc, chunks)).tree) == state(tree)
 
 
 def test_a_format_2_snapshot_still_loads(tmp_path: Path) -> None:
