@@ -44,7 +44,7 @@ INLINE_FSYNC_MS = 1.0
 # idle, slices stay short, so a request waits a couple of ms at most; under load the
 # snapshot gets about half the loop, as a snapshot thread would get half a core. (One
 # family per turn, as before, took 12.2 s for 770k nodes while a million znodes were
-# created, 3.5-4.5 s so; encoding them takes about 1 s.)
+# created, 3.5-4.6 s so; encoding them takes about 1 s.)
 SNAP_SHARE = 1.0
 SNAP_SLICE_MIN_MS = 2.0
 SNAP_SLICE_MAX_MS = 20.0
@@ -212,11 +212,11 @@ class LogStage:
     # --- snapshots --------------------------------------------------------------------
 
     def start_snapshot(self) -> None:
-        """Snapshot what is applied now, in the background (skipped if one is running)."""
+        """Snapshot what is applied now, in the background (deferred while one is running)."""
         if self._snapshot_task is not None and not self._snapshot_task.done():
-            # Deferred: the next batch after it finishes starts one (ZooKeeper skips to
-            # its next snap point; a big tree under load then replays twice the log at
-            # a restart). One warning for the wait, not one per batch meanwhile.
+            # Deferred: the first batch after it ends starts one. (ZooKeeper skips to its
+            # next snap point, which can leave twice snapCount of log to replay at a
+            # restart.) One warning for the wait, not one per batch meanwhile.
             if not self._snap_deferred:
                 self._snap_deferred = True
                 log.warning("Too busy to snap, deferring until the running snapshot ends")
