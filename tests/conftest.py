@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,7 @@ def root(server: ServerProcess, request: pytest.FixtureRequest) -> str:
 
 
 def connect(srv: ServerProcess, **kw: object) -> KazooClient:
-    zk = KazooClient(hosts=srv.hosts, timeout=10.0, **kw)  # type: ignore[arg-type]
+    zk = KazooClient(hosts=srv.hosts, timeout=10.0, **kw)
     zk.start(timeout=15)
     return zk
 
@@ -94,7 +94,7 @@ def zk(server: ServerProcess, root: str) -> Iterator[KazooClient]:
 
 
 @pytest.fixture
-def zk_factory(server: ServerProcess) -> Iterator[object]:
+def zk_factory(server: ServerProcess) -> Iterator[Callable[..., KazooClient]]:
     """Open more clients to the same server; all are closed after the test."""
     clients: list[KazooClient] = []
 
@@ -112,7 +112,7 @@ def zk_factory(server: ServerProcess) -> Iterator[object]:
 def configured_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, str | None] | None = None,
     jvm_flags: list[str] | None = None,
 ) -> Iterator[ServerProcess]:
     """Start a server of kind ``request.param`` with settings; for module fixtures.

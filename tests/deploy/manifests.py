@@ -38,7 +38,9 @@ def run_tool(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-class _StrictLoader(yaml.SafeLoader):
+# PyYAML ships no type information (and types-PyYAML is not a dependency), so its
+# SafeLoader is Any to mypy.
+class _StrictLoader(yaml.SafeLoader):  # type: ignore[misc]
     """A SafeLoader that refuses duplicate keys instead of keeping the last."""
 
 
@@ -51,7 +53,8 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node)
+    mapping: dict[Any, Any] = loader.construct_mapping(node)
+    return mapping
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
@@ -107,7 +110,8 @@ def pod_labels(workload: Obj) -> dict[str, str]:
 
 
 def container(workload: Obj, name: str = "server") -> Obj:
-    (c,) = [c for c in pod_spec(workload)["containers"] if c["name"] == name]
+    matches: list[Obj] = [c for c in pod_spec(workload)["containers"] if c["name"] == name]
+    (c,) = matches
     return c
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
+from bench.ports import free_port
 from tests.deploy.manifests import DOCKER
-from tests.servers import free_port
 
 ENTRYPOINT = DOCKER / "entrypoint.sh"
 READY = DOCKER / "ready.sh"

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
+from bench.ports import free_port
 from tests.deploy.manifests import DOCKER, ROOT
 from tests.deploy.podman import LABEL, PREFIX, RUN_ID, Podman
-from tests.servers import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 

@@ -33,7 +33,7 @@ def ensemble(tmp_path: Path) -> Iterator[Ensemble]:
 
 
 def client(hosts: str, **kw: object) -> KazooClient:
-    c = KazooClient(hosts=hosts, timeout=10.0, **kw)  # type: ignore[arg-type]
+    c = KazooClient(hosts=hosts, timeout=10.0, **kw)
     c.start(timeout=WAIT_S)
     return c
 
@@ -61,6 +61,7 @@ def test_one_leader_and_two_followers(ensemble: Ensemble) -> None:
 
 def test_a_write_through_a_follower_is_read_on_every_server(ensemble: Ensemble) -> None:
     leader = ensemble.leader()
+    assert leader is not None
     follower = next(i for i in ensemble.ids if i != leader)
     writer = on(ensemble, follower)
     try:
@@ -106,6 +107,7 @@ def test_acls_hold_for_writes_through_followers(ensemble: Ensemble) -> None:
 
 def test_sessions_are_global(ensemble: Ensemble) -> None:
     leader = ensemble.leader()
+    assert leader is not None
     f1, f2 = (i for i in ensemble.ids if i != leader)
     owner = on(ensemble, f1)
     owner.create("/eph", b"e", ephemeral=True)
@@ -204,6 +206,7 @@ def test_a_follower_without_its_data_catches_up_by_snapshot(ensemble: Ensemble) 
             c.create_async(f"/k{i}", str(i).encode())
         c.sync("/")
         leader = ensemble.leader()
+        assert leader is not None
         victim = next(i for i in ensemble.ids if i != leader)
         ensemble.kill(victim)
         data = ensemble.servers[victim].workdir / "data"
@@ -249,6 +252,7 @@ def test_a_partitioned_leader_is_replaced_and_stops_taking_writes(ensemble: Ense
 
 def test_the_minority_refuses_writes(ensemble: Ensemble) -> None:
     leader = ensemble.leader()
+    assert leader is not None
     lonely = next(i for i in ensemble.ids if i != leader)
     others = [i for i in ensemble.ids if i != lonely]
     c = on(ensemble, lonely)
@@ -411,6 +415,7 @@ def test_watches_follow_a_client_to_another_server(ensemble: Ensemble) -> None:
     import threading
 
     leader = ensemble.leader()
+    assert leader is not None
     f1, f2 = (i for i in ensemble.ids if i != leader)
     c = client(f"127.0.0.1:{ensemble.client_ports[f1]},127.0.0.1:{ensemble.client_ports[f2]}")
     fired = threading.Event()
@@ -444,7 +449,11 @@ def test_members_snapshot_and_recover_after_a_full_restart(tmp_path: Path) -> No
             c.stop()
         for i in ens.ids:
             data = ens.servers[i].workdir / "data"
-            ens.wait_for(lambda d=data: any(p.name.startswith("snapshot.") for p in d.iterdir()))
+
+            def snapped(d: Path = data) -> bool:
+                return any(p.name.startswith("snapshot.") for p in d.iterdir())
+
+            ens.wait_for(snapped)
         ens.stop()
         ens.start()
         c = client(ens.hosts)

@@ -8,7 +8,7 @@ expectations are what ZooKeeper 3.8.0 answers.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -57,7 +57,7 @@ def clients(srv: ServerProcess) -> Iterator[list[KazooClient]]:
 
 
 @pytest.fixture
-def new(srv: ServerProcess, clients: list[KazooClient]):  # type: ignore[no-untyped-def]
+def new(srv: ServerProcess, clients: list[KazooClient]) -> Callable[..., KazooClient]:
     def make(*auth: tuple[str, str]) -> KazooClient:
         c = connect(srv, auth_data=list(auth) if auth else None)
         clients.append(c)
@@ -78,7 +78,7 @@ def digest_acl(user: str, pw: str, **perms: bool) -> ACL:
     return make_digest_acl(user, pw, **perms) if perms else make_digest_acl(user, pw, all=True)
 
 
-def test_digest_acl_needs_the_matching_addauth(new, path: str) -> None:
+def test_digest_acl_needs_the_matching_addauth(new: Callable[..., KazooClient], path: str) -> None:
     owner = new(("digest", "alice:secret"))
     owner.create(path, b"x", acl=[digest_acl("alice", "secret")])
     stranger = new()
@@ -95,7 +95,9 @@ def test_digest_acl_needs_the_matching_addauth(new, path: str) -> None:
     assert stranger.get(path)[0] == b"x"
 
 
-def test_each_operation_checks_its_own_permission(new, path: str) -> None:
+def test_each_operation_checks_its_own_permission(
+    new: Callable[..., KazooClient], path: str
+) -> None:
     admin = new(("digest", "admin:pw"))
     admin.create(path, b"", acl=OPEN_ACL_UNSAFE)
     everyone_but = [ACL(31, Id("digest", make_digest_acl_credential("admin", "pw")))]
@@ -134,7 +136,7 @@ def _ok(fn) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def test_get_acl_masks_digests_without_admin(new, path: str) -> None:
+def test_get_acl_masks_digests_without_admin(new: Callable[..., KazooClient], path: str) -> None:
     owner = new(("digest", "bob:pw"))
     owner.create(path, b"", acl=[READ_ACL_UNSAFE[0], digest_acl("bob", "pw")])
     full = owner.get_acls(path)[0]
@@ -159,7 +161,7 @@ def test_an_empty_acl_is_invalid(srv: ServerProcess) -> None:
         raw.close()
 
 
-def test_set_acl_checks_aversion_and_bumps_it(new, path: str) -> None:
+def test_set_acl_checks_aversion_and_bumps_it(new: Callable[..., KazooClient], path: str) -> None:
     c = new()
     c.create(path, b"")
     with pytest.raises(BadVersionError):
@@ -186,7 +188,9 @@ def test_set_acl_checks_aversion_and_bumps_it(new, path: str) -> None:
     ],
     ids=lambda a: ",".join(f"{x.id.scheme}:{x.id.id}" for x in a),
 )
-def test_invalid_acls_are_refused(new, path: str, acl: list[ACL]) -> None:
+def test_invalid_acls_are_refused(
+    new: Callable[..., KazooClient], path: str, acl: list[ACL]
+) -> None:
     c = new()
     with pytest.raises(InvalidACLError):
         c.create(path, b"", acl=acl)
@@ -195,7 +199,9 @@ def test_invalid_acls_are_refused(new, path: str, acl: list[ACL]) -> None:
         c.set_acls(path, acl)
 
 
-def test_auth_acl_expands_to_every_authenticated_id_in_zookeepers_order(new, path: str) -> None:
+def test_auth_acl_expands_to_every_authenticated_id_in_zookeepers_order(
+    new: Callable[..., KazooClient], path: str
+) -> None:
     c = new(("digest", "u1:p1"), ("digest", "u2:p2"), ("digest", "u3:p3"), ("ip", "x"))
     c.create(path, b"", acl=CREATOR_ALL_ACL)
     users = [a.id.id.split(":")[0] for a in c.get_acls(path)[0]]
@@ -203,7 +209,7 @@ def test_auth_acl_expands_to_every_authenticated_id_in_zookeepers_order(new, pat
     assert users == ["u2", "u1", "u3"]
 
 
-def test_ip_acls_match_by_address_and_mask(new, path: str) -> None:
+def test_ip_acls_match_by_address_and_mask(new: Callable[..., KazooClient], path: str) -> None:
     c = new()
     c.create(path, b"")
     for name, expr, readable in (
@@ -219,7 +225,7 @@ def test_ip_acls_match_by_address_and_mask(new, path: str) -> None:
         assert _ok(lambda n=f"{path}/{name}": c.get(n)) is readable, name
 
 
-def test_super_digest_passes_every_acl(new, path: str) -> None:
+def test_super_digest_passes_every_acl(new: Callable[..., KazooClient], path: str) -> None:
     owner = new(("digest", "carol:pw"))
     owner.create(path, b"secret", acl=[digest_acl("carol", "pw")])
     root = new(("digest", f"super:{SUPER_PASSWORD}"))
@@ -240,7 +246,7 @@ def test_unknown_auth_scheme_fails_and_closes_the_connection(srv: ServerProcess)
         raw.close()
 
 
-def test_kazoo_sees_auth_failed(new) -> None:
+def test_kazoo_sees_auth_failed(new: Callable[..., KazooClient]) -> None:
     c = new()
     with pytest.raises(AuthFailedError):
         c.add_auth("bogus", "x")
@@ -280,7 +286,7 @@ def test_sasl_without_sasl_configured_answers_ok_with_no_token(srv: ServerProces
         raw.close()
 
 
-def test_check_in_a_transaction_needs_read(new, path: str) -> None:
+def test_check_in_a_transaction_needs_read(new: Callable[..., KazooClient], path: str) -> None:
     owner = new(("digest", "erin:pw"))
     owner.create(path, b"", acl=[digest_acl("erin", "pw")])
     other = new()

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from bench.ports import free_port
 from tests.conftest import TARGETS, connect
-from tests.servers import ServerProcess, free_port, make_server
+from tests.servers import ServerProcess, make_server
 
 pytestmark = pytest.mark.skipif(
     set(TARGETS) != {"pyzk", "zookeeper"}, reason="compares pyzk with ZooKeeper"

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from tests.servers import ServerProcess, four_letter, free_port, pyzk_server
+from bench.ports import free_port
+from tests.servers import ServerProcess, four_letter, pyzk_server
 from tests.unit.test_config import SEED_ZOO_CFG
 
 PYZK = [sys.executable, "-m", "pyzk"]

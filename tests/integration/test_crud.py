@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
@@ -74,7 +76,9 @@ def test_sequential_with_trailing_slash_names_the_child(zk: KazooClient, root: s
     assert name == f"{root}/0000000000"
 
 
-def test_ephemeral_nodes_belong_to_their_session(zk: KazooClient, root: str, zk_factory) -> None:
+def test_ephemeral_nodes_belong_to_their_session(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     other = zk_factory()
     path = other.create(f"{root}/e", b"x", ephemeral=True)
     stat = zk.exists(path)

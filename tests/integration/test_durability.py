@@ -29,7 +29,7 @@ _SEQ = itertools.count(1)
 
 
 def client(srv: ServerProcess, **kw: object) -> KazooClient:
-    c = KazooClient(hosts=srv.hosts, timeout=10.0, **kw)  # type: ignore[arg-type]
+    c = KazooClient(hosts=srv.hosts, timeout=10.0, **kw)
     c.start(timeout=20)
     return c
 

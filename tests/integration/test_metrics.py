@@ -16,9 +16,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from bench.ports import free_port
 from pyzk.ops import metric_names as names
 from tests.conftest import TARGETS, connect
-from tests.servers import ServerProcess, four_letter, free_port, make_server
+from tests.servers import ServerProcess, four_letter, make_server
 
 PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
 
@@ -113,7 +114,7 @@ def test_names_are_zookeepers(
         keys = [ln.split("\t")[0] for ln in four_letter(zk.port, "mntr").splitlines()]
     finally:
         zk.stop()
-    theirs = {"summary": set(), "other": set()}
+    theirs: dict[str, set[str]] = {"summary": set(), "other": set()}
     for key in keys[2:]:  # after zk_version, zk_server_state
         m = _SUMMARY_KEY.match(key)
         if m and f"zk_cnt_{m[2]}" in keys:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.client import KazooClient
@@ -86,7 +86,7 @@ def test_config_node_and_reconfig_on_a_standalone_server(zk: KazooClient) -> Non
 
 
 def test_data_past_jute_maxbuffer_drops_the_connection_only(
-    zk: KazooClient, root: str, zk_factory
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
 ) -> None:
     big = zk_factory()
     with pytest.raises(ConnectionLoss):

@@ -81,7 +81,7 @@ def pair(server: ServerProcess, root: str) -> Iterator[tuple[Client, Client, str
         c.close()
 
 
-def test_persistent_watch_fires_for_its_node_every_time(pair) -> None:
+def test_persistent_watch_fires_for_its_node_every_time(pair: tuple[Client, Client, str]) -> None:
     watcher, writer, root = pair
     p = f"{root}/p"
     assert watcher.add_watch(p, AddWatchMode.PERSISTENT) == 0
@@ -104,7 +104,9 @@ def test_persistent_watch_fires_for_its_node_every_time(pair) -> None:
     ]
 
 
-def test_recursive_watch_sees_the_whole_subtree_but_no_child_lists(pair) -> None:
+def test_recursive_watch_sees_the_whole_subtree_but_no_child_lists(
+    pair: tuple[Client, Client, str],
+) -> None:
     watcher, writer, root = pair
     assert watcher.add_watch(root, AddWatchMode.PERSISTENT_RECURSIVE) == 0
     writer.create(f"{root}/a")
@@ -121,7 +123,9 @@ def test_recursive_watch_sees_the_whole_subtree_but_no_child_lists(pair) -> None
     ]
 
 
-def test_a_connection_hears_of_a_change_once_however_many_watches_match(pair) -> None:
+def test_a_connection_hears_of_a_change_once_however_many_watches_match(
+    pair: tuple[Client, Client, str],
+) -> None:
     watcher, writer, root = pair
     writer.create(f"{root}/x")
     watcher.add_watch(root, AddWatchMode.PERSISTENT_RECURSIVE)
@@ -132,7 +136,9 @@ def test_a_connection_hears_of_a_change_once_however_many_watches_match(pair) ->
     assert watcher.take_events() == [(E.NodeDataChanged, f"{root}/x"), (E.NodeDeleted, f"{root}/x")]
 
 
-def test_a_standard_watch_replaces_a_persistent_one_on_the_same_path(pair) -> None:
+def test_a_standard_watch_replaces_a_persistent_one_on_the_same_path(
+    pair: tuple[Client, Client, str],
+) -> None:
     # ZooKeeper 3.8 keeps one mode per (connection, path) in each table (ZOOKEEPER-4466).
     watcher, writer, root = pair
     p = f"{root}/q"
@@ -150,7 +156,7 @@ def test_a_standard_watch_replaces_a_persistent_one_on_the_same_path(pair) -> No
     ]
 
 
-def test_remove_watches_by_type(pair) -> None:
+def test_remove_watches_by_type(pair: tuple[Client, Client, str]) -> None:
     watcher, writer, root = pair
     p = f"{root}/r"
     writer.create(p)
@@ -166,7 +172,7 @@ def test_remove_watches_by_type(pair) -> None:
     assert watcher.take_events() == []
 
 
-def test_check_watches_and_its_errors(pair) -> None:
+def test_check_watches_and_its_errors(pair: tuple[Client, Client, str]) -> None:
     watcher, writer, root = pair
     p = f"{root}/c"
     writer.create(p)

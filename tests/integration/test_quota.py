@@ -44,7 +44,8 @@ def set_quota(zk: KazooClient, path: str, limits: bytes) -> None:
 
 
 def stats(zk: KazooClient, path: str) -> bytes:
-    return zk.get(f"/zookeeper/quota{path}/zookeeper_stats")[0]
+    data: bytes = zk.get(f"/zookeeper/quota{path}/zookeeper_stats")[0]
+    return data
 
 
 def test_stats_count_the_subtree_when_the_quota_is_set(zk: KazooClient) -> None:

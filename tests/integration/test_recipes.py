@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 
-import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionClosedError
 from kazoo.recipe.barrier import Barrier, DoubleBarrier
@@ -25,21 +25,28 @@ from kazoo.recipe.queue import LockingQueue, Queue
 WAIT_S = 15.0
 
 
-def wait_for(cond, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(cond: Callable[[], object], what: str) -> None:
     deadline = time.monotonic() + WAIT_S
     while not cond():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 
 
-def test_lock_is_exclusive_and_handed_over(zk: KazooClient, root: str, zk_factory) -> None:
+def test_lock_is_exclusive_and_handed_over(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     other = zk_factory()
     a, b = Lock(zk, f"{root}/lock", "a"), Lock(other, f"{root}/lock", "b")
     assert a.acquire(timeout=WAIT_S)
     assert not b.acquire(blocking=False)
     assert a.contenders() == ["a"]
     got = threading.Event()
-    t = threading.Thread(target=lambda: b.acquire(timeout=WAIT_S) and got.set())
+
+    def take() -> None:
+        if b.acquire(timeout=WAIT_S):
+            got.set()
+
+    t = threading.Thread(target=take)
     t.start()
     wait_for(lambda: len(a.contenders()) == 2, "b to queue")
     a.release()
@@ -48,7 +55,9 @@ def test_lock_is_exclusive_and_handed_over(zk: KazooClient, root: str, zk_factor
     b.release()
 
 
-def test_read_locks_share_and_write_lock_excludes(zk: KazooClient, root: str, zk_factory) -> None:
+def test_read_locks_share_and_write_lock_excludes(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     other = zk_factory()
     r1, r2 = ReadLock(zk, f"{root}/rw"), ReadLock(other, f"{root}/rw")
     assert r1.acquire(timeout=WAIT_S) and r2.acquire(timeout=WAIT_S)
@@ -61,7 +70,9 @@ def test_read_locks_share_and_write_lock_excludes(zk: KazooClient, root: str, zk
     w.release()
 
 
-def test_semaphore_admits_up_to_its_leases(zk: KazooClient, root: str, zk_factory) -> None:
+def test_semaphore_admits_up_to_its_leases(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     sems = [Semaphore(zk_factory(), f"{root}/sem", f"s{i}", max_leases=2) for i in range(3)]
     assert sems[0].acquire(timeout=WAIT_S) and sems[1].acquire(timeout=WAIT_S)
     assert not sems[2].acquire(blocking=False)
@@ -72,7 +83,9 @@ def test_semaphore_admits_up_to_its_leases(zk: KazooClient, root: str, zk_factor
         s.release()
 
 
-def test_election_picks_one_leader_then_the_next(zk: KazooClient, root: str, zk_factory) -> None:
+def test_election_picks_one_leader_then_the_next(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     leaders: list[str] = []
     stop = threading.Event()
 
@@ -102,20 +115,29 @@ def test_election_picks_one_leader_then_the_next(zk: KazooClient, root: str, zk_
     t2.join(WAIT_S)
 
 
-def test_barrier_holds_until_removed(zk: KazooClient, root: str, zk_factory) -> None:
+def test_barrier_holds_until_removed(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     barrier = Barrier(zk, f"{root}/barrier")
     barrier.create()
     waiter = Barrier(zk_factory(), f"{root}/barrier")
     assert waiter.wait(timeout=0.2) is False
     passed = threading.Event()
-    t = threading.Thread(target=lambda: waiter.wait(timeout=WAIT_S) and passed.set())
+
+    def wait() -> None:
+        if waiter.wait(timeout=WAIT_S):
+            passed.set()
+
+    t = threading.Thread(target=wait)
     t.start()
     barrier.remove()
     t.join(WAIT_S)
     assert passed.is_set()
 
 
-def test_double_barrier_enters_and_leaves_together(root: str, zk_factory) -> None:
+def test_double_barrier_enters_and_leaves_together(
+    root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     members = [DoubleBarrier(zk_factory(), f"{root}/double", 3) for _ in range(3)]
     entered: list[int] = []
     left: list[int] = []
@@ -135,7 +157,9 @@ def test_double_barrier_enters_and_leaves_together(root: str, zk_factory) -> Non
     assert sorted(entered) == sorted(left) == [0, 1, 2]
 
 
-def test_queues_keep_priority_then_fifo_order(zk: KazooClient, root: str, zk_factory) -> None:
+def test_queues_keep_priority_then_fifo_order(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     q = Queue(zk, f"{root}/queue")
     for item, prio in ((b"low", 200), (b"a", 100), (b"b", 100)):
         q.put(item, priority=prio)
@@ -152,7 +176,9 @@ def test_queues_keep_priority_then_fifo_order(zk: KazooClient, root: str, zk_fac
     assert len(lq) == 0
 
 
-def test_counter_adds_up_across_clients(zk: KazooClient, root: str, zk_factory) -> None:
+def test_counter_adds_up_across_clients(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     counters = [Counter(zk_factory(), f"{root}/counter") for _ in range(3)]
     threads = [
         threading.Thread(target=lambda c=c: [c.__add__(1) for _ in range(5)]) for c in counters
@@ -167,7 +193,9 @@ def test_counter_adds_up_across_clients(zk: KazooClient, root: str, zk_factory) 
     assert c.value == 2.75
 
 
-def test_party_members_come_and_go(zk: KazooClient, root: str, zk_factory) -> None:
+def test_party_members_come_and_go(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     alice, bob = Party(zk, f"{root}/party", "alice"), Party(zk_factory(), f"{root}/party", "bob")
     alice.join()
     bob.join()
@@ -176,7 +204,9 @@ def test_party_members_come_and_go(zk: KazooClient, root: str, zk_factory) -> No
     assert list(alice) == ["alice"]
 
 
-def test_set_partitioner_acquires_and_is_asked_to_release(root: str, zk_factory) -> None:
+def test_set_partitioner_acquires_and_is_asked_to_release(
+    root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     items = [f"item{i}" for i in range(6)]
     first = SetPartitioner(zk_factory(), f"{root}/part", items, time_boundary=0.2)
     first.wait_for_acquire(timeout=WAIT_S)
@@ -188,7 +218,9 @@ def test_set_partitioner_acquires_and_is_asked_to_release(root: str, zk_factory)
         p.finish()
 
 
-def test_tree_cache_mirrors_the_subtree(zk: KazooClient, root: str, zk_factory) -> None:
+def test_tree_cache_mirrors_the_subtree(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     zk.create(f"{root}/tree/a", b"1", makepath=True)
     cache = TreeCache(zk_factory(), f"{root}/tree")
     events: list[tuple[int, str]] = []
@@ -231,10 +263,9 @@ def test_tree_cache_mirrors_the_subtree(zk: KazooClient, root: str, zk_factory) 
         cache.close()
 
 
-@pytest.mark.parametrize("n", [1])
 def test_lock_survives_the_holder_session_closing(
-    zk: KazooClient, root: str, zk_factory, n
-) -> None:  # type: ignore[no-untyped-def]
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     holder = zk_factory()
     assert Lock(holder, f"{root}/l2").acquire(timeout=WAIT_S)
     waiter = Lock(zk, f"{root}/l2")

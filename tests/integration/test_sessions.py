@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,9 @@ TICK_MS = 100  # a fast tick so expiry takes a fraction of a second
 
 
 @pytest.fixture(scope="module", params=TARGETS)
-def fast(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[ServerProcess]:
+def fast(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
     """A server with tickTime=100: sessions may time out after 200 ms."""
     srv = make_server(
         request.param,
@@ -40,7 +42,7 @@ def fast(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[ServerPro
     srv.stop()
 
 
-def wait_until(cond, timeout: float = 10.0) -> bool:
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -70,6 +72,7 @@ def test_connect_response_has_readonly_byte_only_if_sent(server: ServerProcess) 
 def test_reconnect_with_id_and_password_keeps_the_session(server: ServerProcess) -> None:
     a = RawClient(server.host, server.port)
     resp = a.connect()
+    assert resp.passwd is not None
     b = RawClient(server.host, server.port)
     again = b.connect(session_id=resp.sessionId, passwd=resp.passwd)
     assert (again.sessionId, again.passwd) == (resp.sessionId, resp.passwd)
@@ -104,7 +107,9 @@ def test_client_ahead_of_server_is_refused(server: ServerProcess) -> None:
         c.connect(last_zxid=1 << 60)
 
 
-def test_close_session_removes_ephemerals(zk: KazooClient, root: str, zk_factory) -> None:
+def test_close_session_removes_ephemerals(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     other = zk_factory()
     other.create(f"{root}/eph", ephemeral=True)
     other.stop()
@@ -115,6 +120,7 @@ def test_expired_session_loses_its_ephemerals(fast: ServerProcess) -> None:
     raw = RawClient(fast.host, fast.port)
     resp = raw.connect(timeout_ms=200)
     assert resp.timeOut == 2 * TICK_MS
+    assert resp.passwd is not None
     path = f"/exp-{time.monotonic_ns()}"
     hdr, _ = raw.request(1, OpCode.create, CreateRequest(path, b"", OPEN, 1).encode())
     assert hdr.err == 0

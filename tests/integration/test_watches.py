@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from kazoo.client import KazooClient
@@ -18,6 +19,7 @@ from pyzk.jute.records import (
     WatcherEvent,
 )
 from tests.rawclient import RawClient
+from tests.servers import ServerProcess
 
 WAIT_S = 10.0
 
@@ -43,7 +45,9 @@ class Recorder:
         return [(e.type, e.path) for e in self.events]
 
 
-def test_data_watch_fires_once_on_change(zk: KazooClient, root: str, zk_factory) -> None:
+def test_data_watch_fires_once_on_change(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     rec = Recorder()
     zk.create(f"{root}/d", b"1")
     zk.get(f"{root}/d", watch=rec)
@@ -83,7 +87,7 @@ def test_child_watch_fires_on_create_and_delete(zk: KazooClient, root: str) -> N
 
 
 def test_delete_sends_one_event_for_data_and_child_watch(
-    server, zk: KazooClient, root: str
+    server: ServerProcess, zk: KazooClient, root: str
 ) -> None:
     # kazoo hands one event to both its data and child watchers, so look at the wire.
     zk.create(f"{root}/n")
@@ -102,7 +106,7 @@ def test_delete_sends_one_event_for_data_and_child_watch(
 
 
 def test_watch_event_arrives_before_the_reply_showing_the_change(
-    server, zk: KazooClient, root: str
+    server: ServerProcess, zk: KazooClient, root: str
 ) -> None:
     zk.create(f"{root}/o", b"a")
     raw = RawClient(server.host, server.port)
@@ -117,7 +121,9 @@ def test_watch_event_arrives_before_the_reply_showing_the_change(
     raw.close()
 
 
-def test_watches_of_many_sessions_all_fire(zk: KazooClient, root: str, zk_factory) -> None:
+def test_watches_of_many_sessions_all_fire(
+    zk: KazooClient, root: str, zk_factory: Callable[..., KazooClient]
+) -> None:
     zk.create(f"{root}/fan")
     recs = []
     for _ in range(5):

@@ -72,7 +72,7 @@ class Writer:
 
 
 def _hello(sid: int) -> bytes:
-    body = msgpack.packb([WIRE_VERSION, "hello", sid])
+    body: bytes = msgpack.packb([WIRE_VERSION, "hello", sid])
     return struct.pack(">I", len(body)) + body
 
 

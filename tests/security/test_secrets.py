@@ -19,8 +19,9 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl_credential
 
+from bench.ports import free_port
 from tests.security.certs import KEYSTORE_PASSWORD, Certs, make_certs
-from tests.servers import ServerProcess, four_letter, free_port
+from tests.servers import ServerProcess, four_letter
 
 SECRETS = {
     "keystore": KEYSTORE_PASSWORD,

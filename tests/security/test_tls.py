@@ -17,15 +17,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.security import ACL, Id, Permissions
 
+from bench.ports import free_port
 from tests.conftest import TARGETS
 from tests.security.certs import KEYSTORE_PASSWORD, Certs, Pair, make_certs
-from tests.servers import ServerProcess, four_letter, free_port, make_server
+from tests.servers import ServerProcess, four_letter, make_server
 
 WAIT_S = 15.0
 
@@ -80,7 +82,7 @@ def tls_client(s: SecureServer, who: Pair | None) -> KazooClient:
     kw: dict[str, object] = {"use_ssl": True, "ca": str(s.certs.ca)}
     if who is not None:
         kw.update(certfile=str(who.cert), keyfile=str(who.key))
-    zk = KazooClient(hosts=s.secure_hosts, timeout=10.0, **kw)  # type: ignore[arg-type]
+    zk = KazooClient(hosts=s.secure_hosts, timeout=10.0, **kw)
     zk.start(timeout=WAIT_S)
     return zk
 
@@ -249,7 +251,11 @@ def test_the_server_certificate_is_the_configured_one(secure: SecureServer, cert
         socket.create_connection(("127.0.0.1", secure.secure_port), timeout=WAIT_S) as raw,
         ctx.wrap_socket(raw, server_hostname="localhost") as sock,
     ):
-        subject = dict(x[0] for x in sock.getpeercert()["subject"])  # type: ignore[index]
+        cert = sock.getpeercert()
+        assert cert is not None
+        # typeshed types every field of the dict as one union; "subject" holds the RDNs.
+        rdns = cast("tuple[tuple[tuple[str, str], ...], ...]", cert["subject"])
+        subject = dict(x[0] for x in rdns)
         assert subject["commonName"] == "server"
         assert sock.version() == "TLSv1.2"  # ZooKeeper 3.8's default protocol
 

@@ -7,10 +7,12 @@ failing seed prints the command that replays it step by step.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
 from pyzk.zab import leader as leader_module
+from pyzk.zab.messages import Commit, Inform
 from tests.sim.cluster import Cluster, Violation
 
 SEEDS = int(os.environ.get("PYZK_SIM_SEEDS", "150"))
@@ -45,10 +47,10 @@ def test_a_broken_commit_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
         committed = p.commit_to(p.history.last)
         for sid, lk in self.learners.items():
             if lk.phase in ("syncing", "synced") and not lk.observer and committed:
-                p.send(sid, leader_module.Commit(lk.link, committed[-1][0]))
+                p.send(sid, Commit(lk.link, committed[-1][0]))
             elif lk.phase in ("syncing", "synced"):
                 for zxid, payload in committed:
-                    p.send(sid, leader_module.Inform(lk.link, zxid, [payload]))
+                    p.send(sid, Inform(lk.link, zxid, [payload]))
 
     monkeypatch.setattr(leader_module.Leader, "_try_commit", commit_at_once)
     monkeypatch.setattr(
@@ -64,8 +66,11 @@ def test_a_broken_commit_rule_is_caught(monkeypatch: pytest.MonkeyPatch) -> None
     assert caught, f"a leader that commits before a quorum logged went unnoticed in {SEEDS} seeds"
 
 
-def _propose_and_commit(propose):  # type: ignore[no-untyped-def]
-    def wrapped(self, payloads):  # type: ignore[no-untyped-def]
+Propose = Callable[[leader_module.Leader, list[bytes]], int | None]
+
+
+def _propose_and_commit(propose: Propose) -> Propose:
+    def wrapped(self: leader_module.Leader, payloads: list[bytes]) -> int | None:
         zxid = propose(self, payloads)
         if zxid is not None:
             self._try_commit()  # before anyone, even this server, logged it

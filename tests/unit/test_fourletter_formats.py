@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from pyzk.config import load
-from pyzk.ops import admin, fourletter
+from pyzk.ops import ZK_VERSION, admin, fourletter
 from pyzk.ops.stats import ConnectionStats, ServerMetrics, ServerStats
 from pyzk.ops.view import ConnInfo
 from pyzk.tree.datatree import OPEN_ACL_UNSAFE, DataTree
@@ -97,7 +97,7 @@ def _four_letter_conn() -> ConnectionStats:
 
 
 def answer(view: FakeView, word: str) -> str:
-    return fourletter.answer(view, word)  # type: ignore[arg-type]
+    return fourletter.answer(view, word)
 
 
 def test_cons_lines_as_zookeeper_prints_them() -> None:
@@ -116,7 +116,7 @@ def test_srvr_summary_lines() -> None:
         view.stats.latency.add(ms)
     view.stats.packets_received, view.stats.packets_sent = 44, 43
     assert answer(view, "srvr") == (
-        f"Zookeeper version: {fourletter.ZK_VERSION}\n"
+        f"Zookeeper version: {ZK_VERSION}\n"
         "Latency min/avg/max: 0/4.0/13\nReceived: 44\nSent: 43\nConnections: 2\n"
         "Outstanding: 0\nZxid: 0x0\nMode: standalone\nNode count: 5\n"
     )
@@ -183,7 +183,7 @@ def test_not_whitelisted_and_not_serving() -> None:
 def test_mntr_starts_with_version_and_state_then_gauges() -> None:
     lines = answer(FakeView(**{"4lw.commands.whitelist": "mntr"}), "mntr").splitlines()
     assert lines[:4] == [
-        f"zk_version\t{fourletter.ZK_VERSION}",
+        f"zk_version\t{ZK_VERSION}",
         "zk_server_state\tstandalone",
         "zk_avg_latency\t0.0",
         "zk_max_latency\t0",
@@ -194,16 +194,16 @@ def test_mntr_starts_with_version_and_state_then_gauges() -> None:
 
 def test_admin_commands_answer_with_command_and_error() -> None:
     view = FakeView()
-    assert admin.run(view, "ruok") == {"command": "ruok", "error": None}  # type: ignore[arg-type]
-    assert admin.run(view, "wchs") == {  # type: ignore[arg-type]
+    assert admin.run(view, "ruok") == {"command": "ruok", "error": None}
+    assert admin.run(view, "wchs") == {
         "num_connections": 0,
         "num_paths": 0,
         "num_total_watches": 0,
         "command": "watch_summary",
         "error": None,
     }
-    assert admin.run(view, "bogus")["error"] == "Unknown command: bogus"  # type: ignore[arg-type]
-    assert admin.run(view, "stmk", {"traceMask": "x"})["error"] == (  # type: ignore[arg-type]
+    assert admin.run(view, "bogus")["error"] == "Unknown command: bogus"
+    assert admin.run(view, "stmk", {"traceMask": "x"})["error"] == (
         "setTraceMask requires long traceMask argument, got x"
     )
-    assert admin.run(view, "lsnp")["zxid"] == "ffffffffffffffff"  # type: ignore[arg-type]
+    assert admin.run(view, "lsnp")["zxid"] == "ffffffffffffffff"

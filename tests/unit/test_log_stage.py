@@ -129,7 +129,7 @@ async def test_snap_points_passed_during_a_snapshot_wait_for_it_with_one_warning
     async def running() -> None:
         await gate.wait()
 
-    ls._snapshot_task = asyncio.create_task(running())  # type: ignore[assignment]
+    ls._snapshot_task = asyncio.create_task(running())
     for zxid in (1, 2, 3):  # a snap point at every batch (snapCount 2)
         ls.append([txn(zxid)])
         await ls.drain()
@@ -153,8 +153,8 @@ def test_a_snapshot_slice_follows_the_loop_s_other_work_within_bounds() -> None:
 async def test_a_snapshot_writes_what_a_slice_encodes_at_once(tmp_path: Path) -> None:
     tree = DataTree()
     for p in range(40):  # 40 small families, each a chunk of the encoder
-        for path in (f"/p{p}", f"/p{p}/a", f"/p{p}/b"):
-            create = CreateTxn(path, b"", OPEN_ACL_UNSAFE, 0, 1)
+        for node in (f"/p{p}", f"/p{p}/a", f"/p{p}/b"):
+            create = CreateTxn(node, b"", OPEN_ACL_UNSAFE, 0, 1)
             tree.apply(Txn(0, 0, tree.last_zxid + 1, 0, create))
     rec = Recorder()
     ls = LogStage(TxnLog(tmp_path), tree, tmp_path, rec.on_durable, rec.on_failed)

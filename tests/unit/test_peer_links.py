@@ -47,15 +47,15 @@ class FakeTransport:
         self.sent += data
 
 
-def links(listen_all: bool = False) -> tuple[PeerLinks, list[int]]:
-    accepted: list[int] = []
+def links(listen_all: bool = False) -> tuple[PeerLinks, list[int | None]]:
+    accepted: list[int | None] = []
     pl = PeerLinks(1, SERVERS, listen_all, lambda s, f: None, lambda s, f: None, lambda s: None)
     pl.accepted = lambda link: accepted.append(link.sid)  # type: ignore[method-assign]
     return pl, accepted
 
 
 def frame(obj: object) -> bytes:
-    body = msgpack.packb(obj)
+    body: bytes = msgpack.packb(obj)
     return struct.pack(">I", len(body)) + body
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from pyzk.jute import records as r
+from pyzk.jute.codec import Record
 from pyzk.jute.codes import Err, EventType, OpCode, Xid
 from pyzk.pipeline.connection import CONNECT, ClientConnection
 from pyzk.pipeline.processor import Processor, Settings
@@ -40,7 +41,7 @@ class Harness:
         r.ConnectResponse.from_bytes(self.take(conn)[0][4:])
         return conn
 
-    def send(self, conn: ClientConnection, xid: int, op: int, rec: r.Record | bytes) -> None:
+    def send(self, conn: ClientConnection, xid: int, op: int, rec: Record | bytes) -> None:
         body = rec if isinstance(rec, bytes) else rec.encode()
         frame = struct.pack(">ii", xid, op) + body
         for ev in conn.receive_data(struct.pack(">i", len(frame)) + frame):

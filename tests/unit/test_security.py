@@ -165,7 +165,7 @@ def test_enforcement_closes_a_connection_without_the_scheme() -> None:
     ok.auth.add(("sasl", "bob"))
     assert sasl_session.admit(ok, 8) and not ok.closing
     assert sasl_session.admit(_conn(Security()), 9)  # off by default
-    assert OpCode.sasl == 102
+    assert OpCode.sasl.value == 102
 
 
 # --- schemes in ACLs ------------------------------------------------------------------------

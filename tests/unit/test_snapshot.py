@@ -47,7 +47,7 @@ class Writer:
         if self.wal is not None:
             self.wal.append([(txn.zxid, encode_txn(txn))])
 
-    def create(self, path: str, data: bytes = b"", owner: int = 0) -> None:
+    def create(self, path: str, data: bytes | None = b"", owner: int = 0) -> None:
         parent = self.tree.nodes[path.rsplit("/", 1)[0] or "/"]
         self(CreateTxn(path, data, OPEN, owner, creates(parent) + 1))
 
@@ -352,12 +352,13 @@ def test_snapshots_load_and_the_log_replays_with_the_collector_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pyzk.storage import snapshot as s
+    from pyzk.tree.snapshot_view import tree_from_families
 
     _, wal, w = snapshot_then_log(tmp_path)
     w.create("/after", b"z")
     wal.close()
     seen: list[tuple[str, bool]] = []
-    apply, rebuild = DataTree.apply, s.tree_from_families
+    apply, rebuild = DataTree.apply, tree_from_families
 
     def applying(self: DataTree, txn: Txn) -> object:
         seen.append(("apply", gc.isenabled()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pyzk.cli import main
 from pyzk.storage.snapshot import write_snapshot
 from pyzk.storage.wal import TxnLog, log_files
@@ -11,7 +13,7 @@ from pyzk.tree.datatree import DataTree
 from pyzk.tree.txn import CreateSessionTxn, CreateTxn, Txn, encode_txn
 
 
-def test_logdump_and_snapdump(tmp_path: Path, capsys) -> None:
+def test_logdump_and_snapdump(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tree = DataTree()
     txns = [
         Txn(0x42, 0, 1, 1_700_000_000_000, CreateSessionTxn(30000)),

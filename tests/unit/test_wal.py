@@ -152,7 +152,9 @@ def test_damage_in_an_older_file_refuses_to_start(tmp_path: Path) -> None:
         records(tmp_path)
 
 
-def test_failed_write_leaves_only_durable_records(tmp_path: Path, monkeypatch) -> None:
+def test_failed_write_leaves_only_durable_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wal = write_log(tmp_path, range(1, 4))
     real_pwrite = os.pwrite
 
