@@ -9,7 +9,7 @@ bytes; any other negative length is an error, as jute's ``checkLength``), ``vect
 big-endian and signed.
 
 Records are declared once, as annotated classes (see ``records.py``); :func:`record`
-turns each into a slotted dataclass whose first decode and first encode *compile* a
+turns each into a slotted class whose first decode and first encode *compile* a
 decoder and an encoder for it, merging runs of fixed-width fields into one precompiled
 ``struct``. The hot path then costs one ``unpack_from`` per run of fixed fields instead
 of a call per field.
@@ -21,12 +21,11 @@ one connection", as ZooKeeper does for a record it cannot deserialize.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import struct
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Self, TypeVar, dataclass_transform
+from typing import Annotated, Any, ClassVar, Self, TypeVar, cast, dataclass_transform
 
 __all__ = [
     "Bool",
@@ -81,10 +80,29 @@ _PACK_INT = _INT.pack
 
 
 class Record:
-    """Base of every jute record. ``decode``/``encode`` are compiled per class."""
+    """Base of every jute record. ``__init__``, ``__eq__``, ``decode`` and ``encode`` are
+    compiled per class on first use; equality and repr are a dataclass's."""
 
     __slots__ = ()
     _jute_fields: ClassVar[tuple[tuple[str, _Kind], ...]] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        init = _compile_init(cls)
+        cls.__init__ = init  # type: ignore[method-assign]
+        init(self, *args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        cls = type(self)
+        eq = _compile_eq(cls)
+        cls.__eq__ = eq  # type: ignore[method-assign]
+        return eq(self, other)  # type: ignore[no-any-return]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable in principle, as a dataclass
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in _names(type(self)))
+        return f"{type(self).__qualname__}({shown})"
 
     @classmethod
     def decode(cls, buf: bytes | memoryview, pos: int = 0) -> tuple[Self, int]:
@@ -107,20 +125,56 @@ R = TypeVar("R", bound=type[Record])
 
 @dataclass_transform()
 def record(cls: R) -> R:
-    """Make ``cls`` a slotted dataclass and compile its jute codec."""
+    """Make ``cls`` a slotted record of its annotated fields, codecs compiled on first use.
+
+    What ``dataclass(slots=True)`` would make, less the import-time cost: it generated
+    three methods per class, each with an ``exec``, and rendered a signature for every
+    docstring-less class, ~20 ms of every start-up for the ~40 records. Here the class
+    is re-created with its ``__slots__`` and its ``__init__`` is generated on first use.
+    Not frozen: a frozen ``__init__`` costs an ``object.__setattr__`` per field, and
+    records are decoded on the hot path. They are still never mutated.
+    """
     hints = inspect.get_annotations(cls, eval_str=True)  # Annotated kept, as written
-    fields: list[tuple[str, _Kind]] = []
-    for name in cls.__annotations__:
-        kind = _kind_of(hints[name])
-        if kind is not None:
-            fields.append((name, kind))
-    # Not frozen: a frozen dataclass's __init__ costs an object.__setattr__ per field, and
-    # records are decoded on the hot path. They are still never mutated.
-    new = dataclasses.dataclass(slots=True)(cls)
+    names = tuple(cls.__annotations__)
+    fields = [(n, kind) for n in names if (kind := _kind_of(hints[n])) is not None]
+    namespace = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    namespace["__slots__"] = names
+    new = cast(type[Record], type(cls.__name__, cls.__bases__, namespace))
+    new.__qualname__ = cls.__qualname__
     new._jute_fields = tuple(fields)
     new.decode = classmethod(_decode_compiling)  # type: ignore[assignment]
     new.encode = _encode_compiling  # type: ignore[method-assign]
     return new  # type: ignore[return-value]
+
+
+def _names(cls: type[Record]) -> tuple[str, ...]:
+    """The record's fields, in order (its ``__slots__``, as :func:`record` set them)."""
+    names: tuple[str, ...] = cls.__slots__
+    return names
+
+
+def _compile_init(cls: type[Record]) -> Callable[..., Any]:
+    """``__init__(self, <every field>)``, assigning each: a dataclass's, generated."""
+    names = _names(cls)
+    g = _Gen()
+    g.lines.append(f"def __init__(self, {', '.join(names)}):")
+    g.lines += [f"    self.{n} = {n}" for n in names] or ["    pass"]
+    return _exec(g, "__init__", cls)
+
+
+def _compile_eq(cls: type[Record]) -> Callable[..., Any]:
+    """``__eq__``: the same record type with equal fields, compared as tuples."""
+    names = _names(cls)
+    g = _Gen()
+    mine = "".join(f"self.{n}, " for n in names)
+    theirs = "".join(f"other.{n}, " for n in names)
+    g.lines += [
+        "def __eq__(self, other):",
+        "    if other.__class__ is not self.__class__:",
+        "        return NotImplemented",
+        f"    return ({mine}) == ({theirs})",
+    ]
+    return _exec(g, "__eq__", cls)
 
 
 # The codecs are compiled on first use, not at import: a server uses a few of the ~40

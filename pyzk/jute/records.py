@@ -1,6 +1,6 @@
 """Every jute record of the client protocol, declared once (``zookeeper.jute``).
 
-Field order is the wire order. ``@record`` makes each class a dataclass whose codec is
+Field order is the wire order. ``@record`` makes each class a slotted record whose codec is
 compiled on first use (see codec.py). The annotations are evaluated as the classes are
 defined (no ``from __future__ import annotations``): ``@record`` reads them as objects,
 with no string to evaluate at import.

@@ -46,6 +46,19 @@ def test_codecs_compile_on_first_use_nested_records_first() -> None:
     assert _Inner.from_bytes(raw[4:]) == _Inner("ab")
 
 
+def test_a_record_is_a_slotted_value_of_its_fields_as_a_dataclass_would_be() -> None:
+    a = r.Id("digest", "u:x")
+    assert a == r.Id(scheme="digest", id="u:x") and a != r.Id("digest", "u:y")
+    assert a != r.ClientInfo("digest", "u:x")  # same fields, another record
+    assert repr(a) == "Id(scheme='digest', id='u:x')"
+    assert not hasattr(a, "__dict__")
+    with pytest.raises(TypeError):
+        hash(a)  # equal by value and mutable: unhashable, as a dataclass
+    with pytest.raises(TypeError):
+        r.Id("digest")  # type: ignore[call-arg]
+    assert r.Id.__dict__["__init__"].__qualname__ == "Id.__init__"  # generated, installed
+
+
 def test_connect_response_matches_zookeepers_bytes() -> None:
     resp = r.ConnectResponse.from_bytes(ZK_CONNECT_RESPONSE)
     assert (resp.protocolVersion, resp.timeOut) == (0, 10000)
