@@ -130,7 +130,8 @@ def record(cls: R) -> R:
     What ``dataclass(slots=True)`` would make, less the import-time cost: it generated
     three methods per class, each with an ``exec``, and rendered a signature for every
     docstring-less class, ~20 ms of every start-up for the ~40 records. Here the class
-    is re-created with its ``__slots__`` and its ``__init__`` is generated on first use.
+    is re-created with its ``__slots__``; ``__init__`` and ``__eq__`` are generated on
+    first use.
     Not frozen: a frozen ``__init__`` costs an ``object.__setattr__`` per field, and
     records are decoded on the hot path. They are still never mutated.
     """
